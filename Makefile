@@ -1,0 +1,47 @@
+# The README's commands. Everything they need is set up here, from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SERVER_VENV := .venv-server
+DATA ?= tests/data/stac
+PORT ?= 8081
+PYTEST_ARGS ?=
+
+.PHONY: run test stack-up stack-down dashboard clean
+
+## run: serve the sample data with the light local server and run the main pipeline into DuckDB
+run: $(VENV)/.installed-demo
+	$(PY) -m tests.stack exec --server rustac -- $(PY) pipelines/show_catalog.py --url {url}
+
+## test: install the test extras, PostgreSQL 15 + PostGIS and the server's virtualenv, then run pytest
+test: $(VENV)/.installed-test $(SERVER_VENV)/.installed
+	$(PY) -m tests.stack require-postgres
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## stack-up: start stac-fastapi-pgstac on 127.0.0.1:$(PORT) with the collections in $(DATA)
+stack-up: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
+	$(PY) -m tests.stack require-postgres
+	$(PY) -m tests.stack up --data $(DATA) --port $(PORT)
+
+## stack-down: stop the stack on $(PORT) and remove its cluster
+stack-down: $(VENV)/.installed-demo
+	$(PY) -m tests.stack down --port $(PORT)
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "Python 3.10 or newer is needed: make PYTHON=python3.x ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[$*]'
+	touch $@
+
+$(SERVER_VENV)/.installed: tests/stack/server-requirements.txt
+	$(PYTHON) -m venv $(SERVER_VENV)
+	$(SERVER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SERVER_VENV)/bin/python -m pip install -q -r tests/stack/server-requirements.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(SERVER_VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""The dlt sources of this project, importable as `sources.<name>`."""

@@ -1,0 +1,55 @@
+"""Session-wide local STAC API servers, each on its own port, stopped when the session ends."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import CatalogFolder, PgstacServer, RustacServer
+from tests.stack.processes import make_workdir
+
+
+@pytest.fixture(scope="session")
+def sample_catalog() -> CatalogFolder:
+    """The sample collections and items in tests/data/stac."""
+    return CatalogFolder()
+
+
+@pytest.fixture(scope="session")
+def stack_workdir() -> Iterator[Path]:
+    """A folder directly under the system temp folder, which the `postgres` user can reach when we run as root."""
+    workdir = make_workdir("stac-dlt-tests-")
+    yield workdir
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgstac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterator[PgstacServer]:
+    """stac-fastapi-pgstac serving the sample data, on a throwaway PostgreSQL + PostGIS cluster."""
+    server = PgstacServer(stack_workdir / "pgstac", sample_catalog)
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rustac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterator[RustacServer]:
+    """rustac's in-memory server with the sample data."""
+    server = RustacServer(stack_workdir / "rustac", sample_catalog)
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def postgres_database(pgstac_server: PgstacServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database in the pgstac server's cluster, as a postgresql:// URL, for destination tests."""
+    name = f"dest_{request.node.name.lower()}"[:63]
+    name = "".join(char if char.isalnum() else "_" for char in name)
+    pgstac_server.cluster.create_database(name)
+    return pgstac_server.cluster.url(name)
