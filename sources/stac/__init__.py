@@ -1,0 +1,146 @@
+"""A dlt source for STAC APIs: collections, items and named searches, loaded incrementally on datetime.
+
+    pipeline.run(stac(url="https://stac.terrabyte.lrz.de/public/api", collections=["sentinel-2-c1-l2a"]))
+
+Every argument can come from `.dlt/config.toml` under `[sources.stac]`; see that file for each key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import dlt
+from dlt.sources import DltResource
+
+from sources.stac.api import StacApi
+from sources.stac.extract import REJECTED_ITEMS_TABLE, rows_of_pages
+from sources.stac.rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
+from sources.stac.searches import NamedSearch, checked_search
+from sources.stac.settings import window_settings
+from sources.stac.stac_io import retrying_stac_io
+from sources.stac.windows import Cursor, WindowFilter, WindowSettings, plan_window
+
+ITEM_KEY = ("collection", "id")
+
+
+@dlt.source(name="stac", max_table_nesting=0)
+def stac(
+    url: str = dlt.config.value,
+    collections: list[str] | None = None,
+    collection_prefix: str | None = None,
+    searches: dict[str, dict[str, Any]] | None = None,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    lag: float = 0.0,
+    allow_external_schedulers: bool = False,
+    page_size: int = 500,
+    max_retries: int = 5,
+    backoff_factor: float = 0.5,
+    timeout: float = 60.0,
+) -> list[DltResource]:
+    """The collections, items and named searches of one STAC API.
+
+    Opens the API and checks every input before anything loads: an unreachable URL, a server that
+    is no STAC API, unknown collections, a missing conformance class or bad search parameters
+    raise a `StacSourceError` that says what is wrong.
+
+    Args:
+        url: The API's landing page.
+        collections: Ids of the collections to load; default all the API shows.
+        collection_prefix: Only collections whose id starts with this (e.g. `pn56su-dss-0001.`).
+        searches: Named searches, `{name: {collections, bbox, intersects, datetime, ids, query, filter,
+            filter_lang, sortby, fields, limit, max_items, table_name}}`; each loads into `search_<name>`.
+        since: Initial value of the datetime cursor (RFC 3339); default the full history.
+        until: End of the window; a run with `until` is a stateless backfill that leaves cursors alone.
+        lag: Seconds re-read behind the cursor, for items that arrive late.
+        allow_external_schedulers: Take the window from an external scheduler's data interval (Airflow).
+        page_size: Items per page asked of the server.
+        max_retries: Retries of a request on 429, 5xx, connection errors and timeouts.
+        backoff_factor: Exponential backoff between retries, in seconds.
+        timeout: Seconds to wait for the server to answer a request.
+    """
+    api = StacApi.open(url, retrying_stac_io(max_retries, backoff_factor, timeout))
+    settings = window_settings(since, until, lag, allow_external_schedulers)
+    selected = api.select_collections(collections, collection_prefix)
+    named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]
+    resources = [
+        collections_resource(api, selected),
+        with_rejected_items_table(items(api, selected, settings, page_size)),
+        *(with_rejected_items_table(search_resource(api, search, settings)) for search in named),
+        queryables(api),
+        conformance(api),
+    ]
+    return resources
+
+
+def with_rejected_items_table(resource: DltResource) -> DltResource:
+    """Malformed items go to `rejected_items`, appended, whatever table the resource loads."""
+    return resource.apply_hints(
+        table_name=REJECTED_ITEMS_TABLE,
+        write_disposition="append",
+        primary_key="",
+        columns=REJECTED_ITEM_COLUMNS,
+        create_table_variant=True,
+    )
+
+
+@dlt.resource(name="collections", write_disposition="merge", primary_key="id", columns=COLLECTION_COLUMNS)
+def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dict[str, Any]]]:
+    """The selected collections, one row each, merged on `id`."""
+    wanted = set(selected)
+    for page in api.collection_pages():
+        yield [collection_row(entry) for entry in page.entries if entry.get("id") in wanted]
+
+
+@dlt.resource(write_disposition="merge", primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
+def items(api: StacApi, selected: list[str], settings: WindowSettings, page_size: int) -> Iterator[Any]:
+    """The items of the selected collections in one `items` table, merged on `(collection, id)`.
+
+    Each collection has its own datetime cursor in this resource's state, so adding a collection
+    later starts it from its own initial value and never moves another's cursor.
+    """
+    cursors = dlt.current.resource_state().setdefault("cursors", {})
+    for collection_id in selected:
+        cursor = Cursor.from_state(cursors.get(collection_id))
+        window = plan_window(cursor, settings)
+        search = api.search(collections=[collection_id], datetime=window.as_search_datetime(), limit=page_size)
+        yield from rows_of_pages(api.search_pages(search), WindowFilter(window, cursor), collection_id)
+        if not window.stateless and cursor.value is not None:
+            cursors[collection_id] = cursor.to_state()
+
+
+def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings) -> DltResource:
+    """The items of one named search in its own table, merged on `(collection, id)`, with its own cursor."""
+
+    def search_items() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        cursor = Cursor.from_state(state.get("cursor"))
+        window = search.window(plan_window(cursor, settings))
+        pages = api.search_pages(search.request(api, window))
+        yield from rows_of_pages(pages, WindowFilter(window, cursor), max_items=search.max_items)
+        if not window.stateless and cursor.value is not None:
+            state["cursor"] = cursor.to_state()
+
+    return dlt.resource(
+        search_items,
+        name=f"search_{search.name}",
+        table_name=search.table_name,
+        write_disposition="merge",
+        primary_key=ITEM_KEY,
+        columns=ITEM_COLUMNS,
+    )
+
+
+@dlt.resource(write_disposition="replace", selected=False)
+def queryables(api: StacApi) -> Iterator[dict[str, Any]]:
+    """The API's queryables (filter extension): one row per property, with its JSON schema."""
+    for name, schema in api.queryables().get("properties", {}).items():
+        yield {"name": name, "title": schema.get("title"), "type": schema.get("type"), "definition": schema}
+
+
+@dlt.resource(write_disposition="replace", selected=False)
+def conformance(api: StacApi) -> Iterator[dict[str, Any]]:
+    """The conformance classes the API declares, one row each."""
+    yield [{"uri": uri} for uri in api.conformance_classes()]

@@ -1,0 +1,85 @@
+"""A STAC API as this source sees it: conformance, collections, and item pages for a window.
+
+Built on pystac-client's `Client` and `ItemSearch` (parameter checking and formatting) and on our
+own page loop (`paging.py`). It knows nothing about tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pystac_client import Client, ItemSearch
+from pystac_client.conformance import ConformanceClasses
+from pystac_client.errors import ClientTypeError
+from pystac_client.exceptions import APIError
+from pystac_client.stac_api_io import StacApiIO
+
+from sources.stac.errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
+from sources.stac.paging import Page, iter_pages
+
+ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
+
+
+class StacApi:
+    def __init__(self, url: str, client: Client, stac_io: StacApiIO) -> None:
+        self.url = url
+        self.client = client
+        self.stac_io = stac_io
+
+    @classmethod
+    def open(cls, url: str, stac_io: StacApiIO) -> StacApi:
+        """Reads the landing page; raises a clear error if it is unreachable or not a STAC API."""
+        try:
+            client = Client.open(url, stac_io=stac_io)
+        except APIError as error:
+            if error.status_code is None:
+                raise StacApiUnreachable(url, str(error)[:300]) from None
+            raise NotAStacApi(url, f"it answered HTTP {error.status_code}") from None
+        except (ValueError, KeyError, TypeError, ClientTypeError) as error:
+            raise NotAStacApi(url, f"its answer is not a STAC catalog ({type(error).__name__}: {error})") from None
+        if not client.get_conforms_to():
+            raise NotAStacApi(url, "its landing page declares no `conformsTo` classes")
+        return cls(url, client, stac_io)
+
+    def conforms_to(self, conformance: ConformanceClasses) -> bool:
+        return bool(self.client.conforms_to(conformance))
+
+    def require(self, conformance: ConformanceClasses, needed_for: str) -> None:
+        if not self.conforms_to(conformance):
+            raise MissingConformance(self.url, conformance.name, needed_for)
+
+    def conformance_classes(self) -> list[str]:
+        return list(self.client.get_conforms_to())
+
+    def collection_pages(self) -> Iterator[Page]:
+        return iter_pages(self.stac_io, f"{self.url.rstrip('/')}/collections", "collections")
+
+    def collection_ids(self) -> list[str]:
+        return [collection["id"] for page in self.collection_pages() for collection in page.entries]
+
+    def select_collections(self, ids: list[str] | None, prefix: str | None) -> list[str]:
+        """The ids asked for (all, or those given, or those starting with `prefix`); unknown ids are an error."""
+        existing = self.collection_ids()
+        if ids:
+            unknown = [collection_id for collection_id in ids if collection_id not in existing]
+            if unknown:
+                raise UnknownCollections(self.url, unknown, existing)
+            selected = list(ids)
+        else:
+            selected = existing
+        return [collection_id for collection_id in selected if collection_id.startswith(prefix or "")]
+
+    def search(self, **parameters: Any) -> ItemSearch:
+        """A POST item search; pystac-client checks and formats the parameters."""
+        self.require(ConformanceClasses.ITEM_SEARCH, "searching items")
+        if self.conforms_to(ConformanceClasses.SORT) and "sortby" not in parameters:
+            parameters["sortby"] = ASCENDING_BY_DATETIME_THEN_ID
+        return self.client.search(method="POST", **parameters)
+
+    def search_pages(self, search: ItemSearch) -> Iterator[Page]:
+        return iter_pages(self.stac_io, search.url, "features", method="POST", parameters=search.get_parameters())
+
+    def queryables(self) -> dict[str, Any]:
+        self.require(ConformanceClasses.FILTER, "reading queryables")
+        return dict(self.client.get_queryables())

@@ -1,0 +1,43 @@
+"""From item pages to dlt rows: shaping, the incremental window, and the rejected items."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import dlt
+
+from sources.stac.errors import MalformedItem
+from sources.stac.paging import Page
+from sources.stac.rows import item_cursor, item_row, rejected_item_row
+from sources.stac.windows import WindowFilter
+
+REJECTED_ITEMS_TABLE = "rejected_items"
+
+
+def rows_of_pages(
+    pages: Iterable[Page], window: WindowFilter, collection: str | None = None, max_items: int | None = None
+) -> Iterator[Any]:
+    """Yields each page's new items as one list of rows, and its malformed items to `rejected_items`."""
+    taken = 0
+    for page in pages:
+        rows, rejected = [], []
+        for raw in page.entries:
+            try:
+                row = item_row(raw)
+            except MalformedItem as reason:
+                rejected.append(rejected_item_row(raw, str(reason), page.url, collection))
+                continue
+            cursor = item_cursor(row)
+            if window.admits(cursor, row["id"]):
+                window.record(cursor, row["id"])
+                rows.append(row)
+        if max_items is not None:
+            rows = rows[: max_items - taken]
+            taken += len(rows)
+        if rows:
+            yield rows
+        if rejected:
+            yield dlt.mark.with_table_name(rejected, REJECTED_ITEMS_TABLE)
+        if max_items is not None and taken >= max_items:
+            return

@@ -1,0 +1,121 @@
+"""The table layer: STAC items and collections as rows, and the column hints of their tables.
+
+Items follow the stac-geoparquet layout: top-level `id`, `collection`, `geometry`, `bbox`,
+`assets`, `links`, `stac_version`, `stac_extensions`, and every key of `properties` lifted to a
+column of its own. Nested values stay JSON columns (the source sets `max_table_nesting=0`), so the
+tables do not depend on the data: no child table is ever named after an asset key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import pendulum
+from dlt.common.schema.typing import TTableSchemaColumns
+
+from sources.stac.errors import MalformedItem
+
+ITEM_KEYS = ("type", "stac_version", "stac_extensions", "id", "collection", "geometry", "bbox", "assets", "links")
+TIMESTAMP_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "created", "updated")
+JSON_COLUMN = {"data_type": "json"}
+TIMESTAMP_COLUMN = {"data_type": "timestamp", "timezone": True}
+
+ITEM_COLUMNS: TTableSchemaColumns = {
+    "id": {"data_type": "text", "nullable": False},
+    "collection": {"data_type": "text", "nullable": False},
+    **{name: dict(TIMESTAMP_COLUMN) for name in TIMESTAMP_PROPERTIES},
+    **{name: dict(JSON_COLUMN) for name in ("geometry", "bbox", "assets", "links", "stac_extensions")},
+}
+COLLECTION_COLUMNS: TTableSchemaColumns = {
+    "id": {"data_type": "text", "nullable": False},
+    **{name: {"data_type": "double"} for name in ("bbox_west", "bbox_south", "bbox_east", "bbox_north")},
+    **{name: dict(TIMESTAMP_COLUMN) for name in ("temporal_start", "temporal_end")},
+    **{
+        name: dict(JSON_COLUMN)
+        for name in ("keywords", "providers", "extent", "summaries", "item_assets", "links", "stac_extensions")
+    },
+}
+REJECTED_ITEM_COLUMNS: TTableSchemaColumns = {
+    "collection": {"data_type": "text"},
+    "item_id": {"data_type": "text"},
+    "reason": {"data_type": "text", "nullable": False},
+    "page_url": {"data_type": "text", "nullable": False},
+    "raw_json": {"data_type": "text", "nullable": False},
+    "rejected_at": dict(TIMESTAMP_COLUMN),
+}
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An RFC 3339 timestamp as an aware datetime; one without an offset is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = pendulum.parse(value, exact=True)  # formats Python 3.10's fromisoformat lacks
+        if not isinstance(parsed, datetime):
+            raise ValueError(f"{value!r} is a date or time, not a timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _timestamp_property(properties: dict[str, Any], name: str) -> datetime | None:
+    value = properties.get(name)
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value)
+    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
+        raise MalformedItem(f"properties.{name} is not an RFC 3339 timestamp: {value!r}") from None
+
+
+def item_row(item: Any) -> dict[str, Any]:
+    """The row of one item; raises `MalformedItem` for what cannot be a row."""
+    if not isinstance(item, dict) or item.get("type") != "Feature":
+        found = item.get("type") if isinstance(item, dict) else type(item).__name__
+        raise MalformedItem(f"not a GeoJSON Feature (type is {found!r})")
+    if not isinstance(item.get("id"), str) or not item["id"]:
+        raise MalformedItem("the item has no id")
+    properties = item.get("properties")
+    if not isinstance(properties, dict):
+        raise MalformedItem("the item has no properties object")
+    row = {**properties, **{key: item.get(key) for key in ITEM_KEYS}}
+    for name in TIMESTAMP_PROPERTIES:
+        row[name] = _timestamp_property(properties, name)
+    if row["datetime"] is None and row["start_datetime"] is None:
+        raise MalformedItem("properties.datetime is null and there is no properties.start_datetime")
+    return row
+
+
+def item_cursor(row: dict[str, Any]) -> datetime:
+    """What incremental loading orders items by: `datetime`, or `start_datetime` for range items."""
+    return row["datetime"] or row["start_datetime"]
+
+
+def rejected_item_row(raw: Any, reason: str, page_url: str, collection: str | None) -> dict[str, Any]:
+    item_id = raw.get("id") if isinstance(raw, dict) else None
+    return {
+        "collection": (raw.get("collection") if isinstance(raw, dict) else None) or collection,
+        "item_id": item_id if isinstance(item_id, str) else None,
+        "reason": reason,
+        "page_url": page_url,
+        "raw_json": orjson.dumps(raw).decode(),
+        "rejected_at": datetime.now(timezone.utc),
+    }
+
+
+def collection_row(collection: dict[str, Any]) -> dict[str, Any]:
+    """The row of one collection, with the first spatial bbox and temporal interval as typed columns."""
+    extent = collection.get("extent") or {}
+    bbox = ((extent.get("spatial") or {}).get("bbox") or [[None] * 4])[0]
+    west, south, east, north = (bbox[0], bbox[1], bbox[-2], bbox[-1]) if len(bbox) in (4, 6) else (None,) * 4
+    interval = ((extent.get("temporal") or {}).get("interval") or [[None, None]])[0]
+    start, end = (parse_timestamp(value) if value else None for value in interval[:2])
+    return {
+        **collection,
+        "bbox_west": west,
+        "bbox_south": south,
+        "bbox_east": east,
+        "bbox_north": north,
+        "temporal_start": start,
+        "temporal_end": end,
+    }

@@ -1,0 +1,84 @@
+"""Named searches from config, e.g. `[sources.stac.searches.s2_bavaria]`, checked before anything loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypedDict
+
+from pystac_client import ItemSearch
+
+from sources.stac.api import StacApi
+from sources.stac.errors import InvalidSearch, StacSourceError
+from sources.stac.rows import parse_timestamp
+from sources.stac.windows import Window
+
+
+class SearchConfig(TypedDict, total=False):
+    collections: list[str]
+    bbox: list[float]
+    intersects: dict[str, Any]
+    datetime: str
+    ids: list[str]
+    query: dict[str, Any]
+    filter: dict[str, Any] | str
+    filter_lang: str
+    sortby: list[str] | str
+    fields: list[str] | str
+    limit: int
+    max_items: int
+    table_name: str
+
+
+SEARCH_KEYS = frozenset(SearchConfig.__annotations__)
+REQUEST_KEYS = SEARCH_KEYS - {"max_items", "table_name"}
+
+
+@dataclass(frozen=True)
+class NamedSearch:
+    name: str
+    parameters: dict[str, Any]
+    table_name: str
+    max_items: int | None
+    start: datetime | None
+    """The search's own datetime range, which the incremental window never leaves."""
+    end: datetime | None
+
+    def window(self, incremental: Window) -> Window:
+        """The incremental window cut down to the search's own datetime range."""
+        return incremental.clamped(self.start, self.end)
+
+    def request(self, api: StacApi, window: Window) -> ItemSearch:
+        return api.search(**{**self.parameters, "datetime": window.as_search_datetime()})
+
+
+def _bounds(search: ItemSearch) -> tuple[datetime | None, datetime | None]:
+    interval = search.get_parameters().get("datetime")
+    if not interval:
+        return None, None
+    start, _, end = interval.partition("/") if "/" in interval else (interval, "", interval)
+    return (
+        None if start in ("", "..") else parse_timestamp(start),
+        None if end in ("", "..") else parse_timestamp(end),
+    )
+
+
+def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: int) -> NamedSearch:
+    """The search that `config` describes; raises `InvalidSearch` naming the search and the problem."""
+    unknown = set(config) - SEARCH_KEYS
+    if unknown:
+        raise InvalidSearch(name, f"unknown keys {sorted(unknown)}; known keys: {sorted(SEARCH_KEYS)}")
+    bbox = config.get("bbox")
+    if bbox is not None and len(bbox) not in (4, 6):
+        raise InvalidSearch(name, f"bbox needs 4 or 6 numbers, got {len(bbox)}: {list(bbox)}")
+    parameters = {key: value for key, value in config.items() if key in REQUEST_KEYS}
+    parameters.setdefault("limit", page_size)
+    if config.get("collections"):
+        api.select_collections(list(config["collections"]), prefix=None)
+    try:
+        start, end = _bounds(api.search(**parameters))
+    except StacSourceError:
+        raise
+    except Exception as error:  # pystac-client reports bad parameters with assorted exception types
+        raise InvalidSearch(name, f"{type(error).__name__}: {error}") from None
+    return NamedSearch(name, parameters, config.get("table_name", f"search_{name}"), config.get("max_items"), start, end)

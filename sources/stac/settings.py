@@ -1,0 +1,38 @@
+"""Turning the source's config values into the typed settings of a run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from dlt.extract.incremental.context import get_interval_context
+
+from sources.stac.errors import StacSourceError
+from sources.stac.rows import parse_timestamp
+from sources.stac.windows import WindowSettings
+
+
+def _config_timestamp(key: str, value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        return parse_timestamp(str(value))
+    except ValueError:
+        raise StacSourceError(f"`{key}` must be an RFC 3339 timestamp such as 2024-01-31T00:00:00Z, got {value!r}") from None
+
+
+def window_settings(
+    since: str | datetime | None, until: str | datetime | None, lag_s: float, allow_external_schedulers: bool
+) -> WindowSettings:
+    """The run's window settings; the upper bound is fixed here, when the run starts."""
+    interval = get_interval_context().interval if allow_external_schedulers else None
+    return WindowSettings(
+        since=_config_timestamp("since", since),
+        until=_config_timestamp("until", until),
+        lag=timedelta(seconds=lag_s),
+        upper_bound=datetime.now(timezone.utc).replace(microsecond=0),
+        scheduler_interval=(
+            (_config_timestamp("interval start", interval[0]), _config_timestamp("interval end", interval[1]))
+            if interval
+            else None
+        ),
+    )
