@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 ## run: serve the sample data with the light local server and run the main pipeline into DuckDB
 run: $(VENV)/.installed-demo
-	$(PY) -m tests.stack exec --server rustac -- $(PY) pipelines/show_catalog.py --url {url}
+	$(PY) -m tests.stack exec --server rustac -- $(PY) pipelines/terrabyte_pipeline.py --url {url}
 
 ## test: install the test extras, PostgreSQL 15 + PostGIS and the server's virtualenv, then run pytest
 test: $(VENV)/.installed-test $(SERVER_VENV)/.installed

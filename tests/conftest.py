@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import dlt
 import pytest
 
 from tests.stack import CatalogFolder, PgstacServer, RustacServer
@@ -53,3 +54,25 @@ def postgres_database(pgstac_server: PgstacServer, request: pytest.FixtureReques
     name = "".join(char if char.isalnum() else "_" for char in name)
     pgstac_server.cluster.create_database(name)
     return pgstac_server.cluster.url(name)
+
+
+@pytest.fixture()
+def duckdb_pipeline(tmp_path: Path) -> dlt.Pipeline:
+    """A pipeline of its own, state and DuckDB file in the test's temp folder."""
+    return dlt.pipeline(
+        pipeline_name="stac_test",
+        pipelines_dir=str(tmp_path / "pipelines"),
+        destination=dlt.destinations.duckdb(str(tmp_path / "stac.duckdb")),
+        dataset_name="stac_data",
+    )
+
+
+@pytest.fixture()
+def postgres_pipeline(tmp_path: Path, postgres_database: str) -> dlt.Pipeline:
+    """A pipeline loading into a fresh database of the throwaway cluster."""
+    return dlt.pipeline(
+        pipeline_name="stac_test_pg",
+        pipelines_dir=str(tmp_path / "pipelines"),
+        destination=dlt.destinations.postgres(postgres_database),
+        dataset_name="stac_data",
+    )

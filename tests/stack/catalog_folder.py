@@ -22,7 +22,10 @@ class CollectionFiles:
 
     @property
     def collection_id(self) -> str:
-        return str(json.loads(self.collection_json.read_text())["id"])
+        return str(self.collection()["id"])
+
+    def collection(self) -> dict[str, Any]:
+        return dict(json.loads(self.collection_json.read_text()))
 
     def open_items(self) -> TextIO:
         """Opens the items file as text, gzip or not."""
@@ -60,6 +63,9 @@ class CatalogFolder:
                 raise FileNotFoundError(f"{collection_json.parent} has a collection.json but no items.ndjson[.gz]")
             found.append(CollectionFiles(collection_json, existing[0]))
         return found
+
+    def files_of(self, collection_id: str) -> CollectionFiles:
+        return next(files for files in self.collections if files.collection_id == collection_id)
 
     def item_ids_by_collection(self) -> dict[str, set[str]]:
         """The item ids of every collection, as the servers should answer them."""

@@ -1,0 +1,85 @@
+"""The main job: STAC collections and items from the terrabyte STAC API (or any STAC API) into DuckDB or Postgres.
+
+    python pipelines/terrabyte_pipeline.py                                  # [sources.stac] url from .dlt/config.toml
+    python pipelines/terrabyte_pipeline.py --url http://127.0.0.1:8081 --collections naip joplin
+    python pipelines/terrabyte_pipeline.py --destination postgres --since 2024-01-01T00:00:00Z
+
+Runs are incremental on item datetime, per collection; see README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+
+from sources.stac import stac
+from sources.stac.errors import StacSourceError
+
+PIPELINE_NAME = "terrabyte"
+DATASET_NAME = "terrabyte_stac"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="the STAC API's landing page (default: [sources.stac] url)")
+    parser.add_argument("--collections", nargs="+", help="collection ids, space or comma separated (default: all)")
+    parser.add_argument("--since", help="initial datetime cursor, RFC 3339 (default: the full history)")
+    parser.add_argument("--until", help="end of the window, RFC 3339: a backfill that leaves the cursors alone")
+    parser.add_argument("--destination", default="duckdb", help="any dlt destination name (default: duckdb)")
+    parser.add_argument("--dataset", default=DATASET_NAME, help=f"dataset (schema) name (default: {DATASET_NAME})")
+    parser.add_argument("--full-refresh", action="store_true", help="drop this source's tables and state first")
+    return parser.parse_args(argv)
+
+
+def source_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """Only what was given on the command line, so that config.toml supplies the rest."""
+    collections = [part for value in args.collections or [] for part in value.split(",") if part]
+    given = {"url": args.url, "collections": collections or None, "since": args.since, "until": args.until}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def collection_summary(pipeline: dlt.Pipeline) -> list[tuple[Any, ...]]:
+    """Items per collection with their time range, read back from the destination."""
+    with pipeline.sql_client() as client:
+        items = client.make_qualified_table_name("items")
+        return client.execute_sql(
+            "SELECT collection, COUNT(*), MIN(COALESCE(datetime, start_datetime)),"
+            f" MAX(COALESCE(datetime, end_datetime, start_datetime)) FROM {items} GROUP BY collection ORDER BY collection"
+        )
+
+
+def print_summary(pipeline: dlt.Pipeline, info: LoadInfo) -> None:
+    print(info)
+    loaded = pipeline.last_trace.last_normalize_info.row_counts
+    print("\nRows loaded this run: " + ", ".join(f"{table} {rows}" for table, rows in sorted(loaded.items())))
+    tables = sorted(pipeline.default_schema.data_table_names())
+    print(f"Tables in {pipeline.dataset_name}: {', '.join(tables)}")
+    if "items" in tables:
+        print(f"\n{'collection':<32} {'items':>8}  time range")
+        for collection, count, first, last in collection_summary(pipeline):
+            print(f"{collection:<32} {count:>8}  {first} .. {last}")
+    if "rejected_items" in loaded:
+        print(f"\n{loaded['rejected_items']} malformed items were set aside in the `rejected_items` table.")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    pipeline = dlt.pipeline(
+        pipeline_name=PIPELINE_NAME, destination=args.destination, dataset_name=args.dataset, progress="log"
+    )
+    try:
+        source = stac(**source_arguments(args))
+    except StacSourceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    info = pipeline.run(source, refresh="drop_sources" if args.full_refresh else None)
+    print_summary(pipeline, info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

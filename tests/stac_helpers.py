@@ -1,0 +1,59 @@
+"""What the source tests share: reading the destination back, and writing to the API's Transactions endpoint."""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from typing import Any
+
+import dlt
+import requests
+
+
+
+def query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
+    """Runs `sql` in the pipeline's dataset; `{table}` names are qualified."""
+    with pipeline.sql_client() as client:
+        return [tuple(row) for row in client.execute_sql(sql.format_map(_Qualified(client)))]
+
+
+class _Qualified(dict):
+    def __init__(self, client: Any) -> None:
+        super().__init__()
+        self.client = client
+
+    def __missing__(self, table: str) -> str:
+        return str(self.client.make_qualified_table_name(table))
+
+
+def loaded_ids(pipeline: dlt.Pipeline, table: str = "items") -> dict[str, set[str]]:
+    ids: dict[str, set[str]] = defaultdict(set)
+    for collection, item_id in query(pipeline, f"SELECT collection, id FROM {{{table}}}"):
+        ids[collection].add(item_id)
+    return dict(ids)
+
+
+def rows_loaded(pipeline: dlt.Pipeline, table: str = "items") -> int:
+    return int(pipeline.last_trace.last_normalize_info.row_counts.get(table, 0))
+
+
+def items_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    return dict(pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"])
+
+
+def create_collection(api_url: str, template: dict[str, Any], collection_id: str) -> None:
+    document = {
+        **copy.deepcopy(template),
+        "id": collection_id,
+        "links": [],
+        "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": [[None, None]]}},
+    }
+    response = requests.post(f"{api_url}/collections", json=document, timeout=30)
+    assert response.status_code in (200, 201), response.text
+
+
+def add_items(api_url: str, collection_id: str, items: list[dict[str, Any]]) -> None:
+    for item in items:
+        body = {**copy.deepcopy(item), "collection": collection_id, "links": []}
+        response = requests.post(f"{api_url}/collections/{collection_id}/items", json=body, timeout=30)
+        assert response.status_code in (200, 201), response.text

@@ -1,0 +1,196 @@
+"""Items into DuckDB and Postgres: exact ids per collection, types, and incremental runs on datetime."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+
+import dlt
+import pytest
+
+from sources.stac import stac
+from tests.stac_helpers import add_items, create_collection, items_state, loaded_ids, query, rows_loaded
+from tests.stack import CatalogFolder, PgstacServer, RustacServer
+
+SAMPLE_TABLES = {"collections", "items"}
+
+
+def new_collection(server: PgstacServer, catalog: CatalogFolder, template_id: str) -> str:
+    """A collection of its own for a test that writes, so that other tests' counts stay exact."""
+    collection_id = f"{template_id}-{uuid.uuid4().hex[:8]}"
+    create_collection(server.url, catalog.files_of(template_id).collection(), collection_id)
+    return collection_id
+
+
+@pytest.mark.parametrize("server_fixture", ["pgstac_server", "rustac_server"])
+def test_full_load_has_every_sample_item_once(
+    server_fixture: str, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline, request: pytest.FixtureRequest
+) -> None:
+    server: PgstacServer | RustacServer = request.getfixturevalue(server_fixture)
+    expected = sample_catalog.item_ids_by_collection()
+
+    duckdb_pipeline.run(stac(url=server.url, collections=sorted(expected), page_size=100))
+
+    assert loaded_ids(duckdb_pipeline) == expected
+    assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT (collection, id)) FROM {items}") == [(1074, 1074)]
+    assert set(duckdb_pipeline.default_schema.data_table_names()) == SAMPLE_TABLES
+    assert sorted(row[0] for row in query(duckdb_pipeline, "SELECT id FROM {collections}")) == sorted(expected)
+
+
+def test_item_columns_follow_stac_geoparquet(rustac_server: RustacServer, duckdb_pipeline: dlt.Pipeline) -> None:
+    duckdb_pipeline.run(stac(url=rustac_server.url))
+
+    types = dict(
+        query(
+            duckdb_pipeline,
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'stac_data' AND table_name = 'items'",
+        )
+    )
+    for column in ("datetime", "start_datetime", "end_datetime", "created", "updated"):
+        assert types[column] == "TIMESTAMP WITH TIME ZONE", column
+    for column in ("geometry", "bbox", "assets", "links", "stac_extensions", "proj_bbox"):
+        assert types[column] == "JSON", column
+    assert types["eo_cloud_cover"] == "DOUBLE"
+    assert types["id"] == types["collection"] == "VARCHAR"
+    # range items load with a null datetime and their start and end
+    assert query(
+        duckdb_pipeline,
+        "SELECT COUNT(*), COUNT(datetime), COUNT(start_datetime), COUNT(end_datetime)"
+        " FROM {items} WHERE collection = '3dep-lidar-copc'",
+    ) == [(4, 0, 4, 4)]
+
+
+def test_geometry_is_kept_losslessly(
+    rustac_server: RustacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    duckdb_pipeline.run(stac(url=rustac_server.url, collections=["cop-dem-glo-30"]))
+
+    loaded = {item_id: json.loads(geometry) for item_id, geometry in query(duckdb_pipeline, "SELECT id, geometry FROM {items}")}
+    assert loaded == {item["id"]: item["geometry"] for item in sample_catalog.files_of("cop-dem-glo-30").items()}
+
+
+def test_asset_hrefs_by_key_with_one_query(
+    rustac_server: RustacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    duckdb_pipeline.run(stac(url=rustac_server.url, collections=["naip"]))
+
+    hrefs = dict(query(duckdb_pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'"))
+    assert hrefs == {item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()}
+
+
+def test_postgres_destination_loads_the_same(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, postgres_pipeline: dlt.Pipeline
+) -> None:
+    expected = sample_catalog.item_ids_by_collection()
+
+    postgres_pipeline.run(stac(url=pgstac_server.url, collections=sorted(expected)))
+
+    assert loaded_ids(postgres_pipeline) == expected
+    types = dict(
+        query(
+            postgres_pipeline,
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'stac_data' AND table_name = 'items'",
+        )
+    )
+    assert types["datetime"] == "timestamp with time zone"
+    assert types["assets"] == "jsonb"
+    hrefs = dict(query(postgres_pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'"))
+    assert hrefs == {item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()}
+
+
+def test_second_run_loads_nothing_then_exactly_the_inserted_items(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    collection_id = new_collection(pgstac_server, sample_catalog, "naip")
+    naip = list(sample_catalog.files_of("naip").items())
+    add_items(pgstac_server.url, collection_id, naip[:50])
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=7))
+    assert rows_loaded(duckdb_pipeline) == 50
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=7))
+    assert rows_loaded(duckdb_pipeline) == 0
+
+    assert max(item["properties"]["datetime"] for item in naip[:50]) < "2024"
+    late = [copy.deepcopy(item) for item in naip[50:53]]
+    for number, item in enumerate(late):
+        item["properties"]["datetime"] = f"2024-06-0{number + 1}T00:00:00Z"
+        item["id"] = f"inserted-{number}"
+    add_items(pgstac_server.url, collection_id, late)
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=7))
+    assert rows_loaded(duckdb_pipeline) == 3
+    assert loaded_ids(duckdb_pipeline)[collection_id] == {item["id"] for item in naip[:50]} | {
+        "inserted-0",
+        "inserted-1",
+        "inserted-2",
+    }
+    assert items_state(duckdb_pipeline)[collection_id] == {"value": "2024-06-03T00:00:00Z", "ids": ["inserted-2"]}
+
+
+def test_items_sharing_the_cursor_across_page_boundaries_load_once(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    joplin = sample_catalog.item_ids_by_collection()["joplin"]
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["joplin"], page_size=7))
+
+    assert rows_loaded(duckdb_pipeline) == 30
+    assert loaded_ids(duckdb_pipeline) == {"joplin": joplin}
+    assert items_state(duckdb_pipeline)["joplin"] == {"value": "2000-02-02T00:00:00Z", "ids": sorted(joplin)}
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["joplin"], page_size=7))
+    assert rows_loaded(duckdb_pipeline) == 0
+
+
+def test_range_items_without_datetime_load_and_move_their_cursor(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    range_collections = ["3dep-lidar-copc", "3dep-lidar-dsm", "io-lulc-annual-v02"]
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=range_collections))
+
+    expected = sample_catalog.item_ids_by_collection()
+    assert loaded_ids(duckdb_pipeline) == {collection: expected[collection] for collection in range_collections}
+    latest_start = max(
+        item["properties"]["start_datetime"] for item in sample_catalog.files_of("io-lulc-annual-v02").items()
+    )
+    assert items_state(duckdb_pipeline)["io-lulc-annual-v02"]["value"] == latest_start
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=range_collections))
+    assert rows_loaded(duckdb_pipeline) == 0
+
+
+def test_each_collection_has_its_own_cursor(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip"], since="2020-01-01T00:00:00Z"))
+    naip_cursor = items_state(duckdb_pipeline)["naip"]
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip", "joplin"], since="1990-01-01T00:00:00Z"))
+
+    assert rows_loaded(duckdb_pipeline) == 30  # joplin (2000) from its own initial value, nothing more of naip
+    assert items_state(duckdb_pipeline)["naip"] == naip_cursor
+    assert set(items_state(duckdb_pipeline)) == {"naip", "joplin"}
+
+
+def test_since_and_until_bound_the_window_and_until_leaves_the_cursor(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = list(sample_catalog.files_of("naip").items())
+    in_2015 = {item["id"] for item in naip if item["properties"]["datetime"].startswith("2015")}
+
+    duckdb_pipeline.run(
+        stac(url=pgstac_server.url, collections=["naip"], since="2015-01-01T00:00:00Z", until="2015-12-31T23:59:59Z")
+    )
+
+    assert in_2015 and loaded_ids(duckdb_pipeline) == {"naip": in_2015}
+    assert items_state(duckdb_pipeline) == {}
+
+
+def test_lag_re_reads_behind_the_cursor(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["landsat-c2-l2"]))
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["landsat-c2-l2"], lag=3600))
+
+    assert rows_loaded(duckdb_pipeline) == 4  # all four lie within the hour before the cursor; merged, not duplicated
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(4,)]
