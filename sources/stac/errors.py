@@ -27,7 +27,8 @@ class MissingConformance(StacSourceError):
 
 class UnknownCollections(StacSourceError):
     def __init__(self, url: str, unknown: list[str], existing: list[str]) -> None:
-        shown = ", ".join(existing[:50]) + (f" and {len(existing) - 50} more" if len(existing) > 50 else "")
+        names = sorted(existing)
+        shown = ", ".join(names[:50]) + (f" and {len(names) - 50} more" if len(names) > 50 else "")
         super().__init__(
             f"Unknown collection(s) {', '.join(unknown)} at {url}. The API has: {shown or 'no collections'}."
         )

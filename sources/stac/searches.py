@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
+import cql2
 from pystac_client import ItemSearch
 
 from sources.stac.api import StacApi
@@ -63,6 +64,14 @@ def _bounds(search: ItemSearch) -> tuple[datetime | None, datetime | None]:
     )
 
 
+def _cql2_json(name: str, text: str) -> dict[str, Any]:
+    """CQL2 text as CQL2 JSON, since a POST search body takes only the latter."""
+    try:
+        return dict(cql2.Expr(text).to_json())
+    except Exception as error:  # cql2 raises a bare Exception with the parser's report
+        raise InvalidSearch(name, f"filter is not valid CQL2 text: {text!r}\n{error}") from None
+
+
 def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: int) -> NamedSearch:
     """The search that `config` describes; raises `InvalidSearch` naming the search and the problem."""
     unknown = set(config) - SEARCH_KEYS
@@ -73,6 +82,8 @@ def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: i
         raise InvalidSearch(name, f"bbox needs 4 or 6 numbers, got {len(bbox)}: {list(bbox)}")
     parameters = {key: value for key, value in config.items() if key in REQUEST_KEYS}
     parameters.setdefault("limit", page_size)
+    if isinstance(parameters.get("filter"), str):
+        parameters.update(filter=_cql2_json(name, parameters["filter"]), filter_lang="cql2-json")
     if config.get("collections"):
         api.select_collections(list(config["collections"]), prefix=None)
     try:

@@ -1,0 +1,89 @@
+"""Named searches load exactly what the server answers for them, each into its own table with its own cursor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dlt
+import pytest
+from pystac_client import Client
+
+from sources.stac import stac
+from sources.stac.errors import InvalidSearch, UnknownCollections
+from tests.stac_helpers import loaded_ids, rows_loaded
+from tests.stack import PgstacServer
+
+SOUTH_ALABAMA = {
+    "collections": ["naip"],
+    "bbox": [-87.5, 30.3, -86.5, 30.8],
+    "datetime": "2015-01-01T00:00:00Z/2021-12-31T23:59:59Z",
+    "filter": {"op": "=", "args": [{"property": "gsd"}, 1.0]},
+    "filter_lang": "cql2-json",
+}
+
+
+def server_answer(url: str, parameters: dict[str, Any]) -> set[str]:
+    search = Client.open(url).search(**parameters, limit=100)
+    return {item["id"] for item in search.items_as_dicts()}
+
+
+def test_search_with_bbox_datetime_and_cql2_filter_loads_what_the_server_answers(
+    pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    expected = server_answer(pgstac_server.url, SOUTH_ALABAMA)
+    assert 0 < len(expected) < 1000
+
+    source = stac(url=pgstac_server.url, searches={"south_al": SOUTH_ALABAMA}, page_size=10)
+    duckdb_pipeline.run(source.with_resources("search_south_al"))
+
+    assert loaded_ids(duckdb_pipeline, "search_south_al") == {"naip": expected}
+    assert "items" not in duckdb_pipeline.default_schema.data_table_names()
+    duckdb_pipeline.run(source_again(pgstac_server, {"south_al": SOUTH_ALABAMA}))
+    assert rows_loaded(duckdb_pipeline, "search_south_al") == 0
+
+
+def source_again(server: PgstacServer, searches: dict[str, Any]) -> Any:
+    return stac(url=server.url, searches=searches, page_size=10).with_resources(*(f"search_{name}" for name in searches))
+
+
+def test_cql2_text_search_with_max_items_and_own_table(
+    pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    search = {
+        "collections": ["naip"],
+        "filter": "gsd < 1",
+        "filter_lang": "cql2-text",
+        "max_items": 25,
+        "table_name": "fine_naip",
+    }
+    allowed = server_answer(
+        pgstac_server.url, {"collections": ["naip"], "filter": {"op": "<", "args": [{"property": "gsd"}, 1]}}
+    )
+
+    duckdb_pipeline.run(source_again(pgstac_server, {"fine": search}))
+
+    loaded = loaded_ids(duckdb_pipeline, "fine_naip")["naip"]
+    assert len(loaded) == 25 and loaded <= allowed
+    assert len(allowed) == 429
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"bbox": [1, 2, 3]}, "Search `bad` has invalid parameters: bbox needs 4 or 6 numbers, got 3: [1, 2, 3]"),
+        ({"datetime": "yesterday"}, "Search `bad` has invalid parameters: "),
+        ({"colections": ["naip"]}, "Search `bad` has invalid parameters: unknown keys ['colections']"),
+        ({"filter": "gsd <<< 1"}, "Search `bad` has invalid parameters: filter is not valid CQL2 text: 'gsd <<< 1'"),
+    ],
+)
+def test_malformed_search_parameters_are_named(pgstac_server: PgstacServer, search: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidSearch) as raised:
+        stac(url=pgstac_server.url, searches={"bad": search})
+    assert str(raised.value).startswith(message)
+    if "datetime" in search:
+        assert "yesterday" in str(raised.value)
+
+
+def test_search_on_an_unknown_collection_names_the_existing_ones(pgstac_server: PgstacServer) -> None:
+    with pytest.raises(UnknownCollections, match=r"Unknown collection\(s\) nope at .* The API has: .*joplin.*naip"):
+        stac(url=pgstac_server.url, searches={"s": {"collections": ["nope"]}})
