@@ -76,7 +76,11 @@ def stac(
 
 
 def with_rejected_items_table(resource: DltResource) -> DltResource:
-    """Malformed items go to `rejected_items`, appended, whatever table the resource loads."""
+    """Malformed items go to `rejected_items`, appended, whatever table the resource loads.
+
+    A table variant starts as a copy of the resource's hints, so the item columns are cleared first.
+    """
+    resource.apply_hints(table_name=REJECTED_ITEMS_TABLE, columns={}, create_table_variant=True)
     return resource.apply_hints(
         table_name=REJECTED_ITEMS_TABLE,
         write_disposition="append",

@@ -26,6 +26,8 @@ class StacApi:
         self.url = url
         self.client = client
         self.stac_io = stac_io
+        search_link = client.get_search_link()
+        self.search_url = search_link.href if search_link else f"{url.rstrip('/')}/search"
 
     @classmethod
     def open(cls, url: str, stac_io: StacApiIO) -> StacApi:
@@ -33,9 +35,12 @@ class StacApi:
         try:
             client = Client.open(url, stac_io=stac_io)
         except APIError as error:
-            if error.status_code is None:
+            status = getattr(error, "status_code", None)
+            if status is None:
                 raise StacApiUnreachable(url, str(error)[:300]) from None
-            raise NotAStacApi(url, f"it answered HTTP {error.status_code}") from None
+            if status >= 500:
+                raise StacApiUnreachable(url, f"it kept answering HTTP {status} after retries") from None
+            raise NotAStacApi(url, f"it answered HTTP {status}") from None
         except (ValueError, KeyError, TypeError, ClientTypeError) as error:
             raise NotAStacApi(url, f"its answer is not a STAC catalog ({type(error).__name__}: {error})") from None
         if not client.get_conforms_to():
@@ -75,7 +80,7 @@ class StacApi:
         self.require(ConformanceClasses.ITEM_SEARCH, "searching items")
         if self.conforms_to(ConformanceClasses.SORT) and "sortby" not in parameters:
             parameters["sortby"] = ASCENDING_BY_DATETIME_THEN_ID
-        return self.client.search(method="POST", **parameters)
+        return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
 
     def search_pages(self, search: ItemSearch) -> Iterator[Page]:
         return iter_pages(self.stac_io, search.url, "features", method="POST", parameters=search.get_parameters())

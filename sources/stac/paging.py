@@ -29,7 +29,8 @@ def _read_page(stac_io: StacApiIO, request: str | Link, url: str, method: str, p
     try:
         text = stac_io.read_text(request, method=method, parameters=parameters)
     except APIError as error:
-        raise BadPage(url, f"the server answered {error.status_code or 'with an error'}: {str(error)[:500]}") from None
+        status = getattr(error, "status_code", None) or "with a connection error"
+        raise BadPage(url, f"the server answered {status}: {str(error)[:500]}") from None
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as error:

@@ -1,0 +1,119 @@
+"""An HTTP proxy on 127.0.0.1 that forwards to a STAC API and injects faults: error statuses, dropped
+connections and a `next` link that repeats the page. It runs in a thread of the test process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+from tests.stack.processes import free_port
+
+HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "content-encoding", "keep-alive"}
+
+
+@dataclass
+class Faults:
+    every: int = 0
+    """Every `every`-th request gets `status` (0: none)."""
+    status: int = 503
+    retry_after: str | None = "0"
+    drop_connection: bool = False
+    """Close the connection without an answer instead of sending `status`."""
+    repeat_next_on: str | None = None
+    """On this path, rewrite each page's `next` link into the request that produced the page."""
+    requests_seen: int = 0
+    faults_sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_turn(self) -> bool:
+        with self.lock:
+            self.requests_seen += 1
+            fault = self.every > 0 and self.requests_seen % self.every == 0
+            self.faults_sent += fault
+            return fault
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, faults: Faults) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.faults = faults
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> FaultProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._forward()
+
+            def do_POST(self) -> None:
+                self._forward()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.faults.take_turn():
+                    self._send_fault()
+                    return
+                upstream = requests.request(
+                    self.command,
+                    proxy.upstream + self.path,
+                    data=body or None,
+                    headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+                    timeout=60,
+                )
+                content = upstream.content.replace(proxy.upstream.encode(), proxy.url.encode())
+                if self.path == proxy.faults.repeat_next_on and upstream.ok:
+                    content = self._repeating_next_link(content, body)
+                self.send_response(upstream.status_code)
+                for name, value in upstream.headers.items():
+                    if name.lower() not in HOP_HEADERS:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def _send_fault(self) -> None:
+                if proxy.faults.drop_connection:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.send_response(proxy.faults.status)
+                if proxy.faults.retry_after is not None:
+                    self.send_header("Retry-After", proxy.faults.retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _repeating_next_link(self, content: bytes, body: bytes) -> bytes:
+                page = json.loads(content)
+                for link in page.get("links", []):
+                    if link.get("rel") == "next":
+                        link.update(href=proxy.url + self.path, method=self.command)
+                        if body:
+                            link["body"] = json.loads(body)
+                return json.dumps(page).encode()
+
+        return Handler

@@ -1,0 +1,166 @@
+"""Bad input and faults: a clear error before anything loads, retries that recover, and nothing lost."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import dlt
+import psycopg2
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from sources.stac import stac
+from sources.stac.errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
+from tests.stac_helpers import add_items, create_collection, loaded_ids, query, rows_loaded
+from tests.stack import CatalogFolder, PgstacServer, RustacServer
+from tests.stack.fault_proxy import FaultProxy, Faults
+from tests.stack.pgstac import DATABASE
+from tests.stack.processes import free_port
+
+FAST_RETRIES = {"max_retries": 4, "backoff_factor": 0.01, "timeout": 10.0}
+
+
+def test_unreachable_url_is_named() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(StacApiUnreachable, match=rf"Could not reach the STAC API at {url}: .*Check the URL"):
+        stac(url=url, max_retries=0)
+
+
+def test_a_page_that_is_not_a_landing_page_is_refused(rustac_server: RustacServer) -> None:
+    with pytest.raises(NotAStacApi, match=r"/nope is not a STAC API landing page: it answered HTTP 404"):
+        stac(url=f"{rustac_server.url}/nope")
+
+
+def test_unknown_collection_names_the_existing_ones(rustac_server: RustacServer) -> None:
+    with pytest.raises(UnknownCollections) as raised:
+        stac(url=rustac_server.url, collections=["naip", "sentinel-3"])
+    assert str(raised.value) == (
+        f"Unknown collection(s) sentinel-3 at {rustac_server.url}. The API has: 3dep-lidar-copc, 3dep-lidar-dsm,"
+        " cop-dem-glo-30, io-lulc, io-lulc-annual-v02, joplin, landsat-c2-l1, landsat-c2-l2, naip,"
+        " planet-nicfi-analytic, sentinel-1-rtc, sentinel-2-l2a, us-census."
+    )
+
+
+class QuietFileHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def features_only_api(tmp_path: Path) -> Iterator[str]:
+    """A static STAC API snapshot served as files: core and collections conformance, no item search."""
+    landing = {
+        "type": "Catalog",
+        "id": "static",
+        "description": "a static snapshot",
+        "stac_version": "1.0.0",
+        "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/collections"],
+        "links": [],
+    }
+    (tmp_path / "index.html").write_text(json.dumps(landing))
+    collection = {"type": "Collection", "id": "static-one", "links": [], "stac_version": "1.0.0"}
+    (tmp_path / "collections").write_text(json.dumps({"collections": [collection], "links": []}))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(QuietFileHandler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_search_needs_item_search_conformance(features_only_api: str, duckdb_pipeline: dlt.Pipeline) -> None:
+    with pytest.raises(MissingConformance, match=r"does not conform to ITEM_SEARCH, which searching items needs"):
+        stac(url=features_only_api, searches={"any": {}})
+
+    with pytest.raises(PipelineStepFailed, match=r"does not conform to ITEM_SEARCH, which searching items needs"):
+        duckdb_pipeline.run(stac(url=features_only_api).with_resources("items"))
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(every=3, status=503, retry_after="0"),
+        Faults(every=4, status=500, retry_after=None),
+        Faults(every=5, status=429, retry_after="0"),
+        Faults(every=3, drop_connection=True),
+    ],
+    ids=["503-retry-after", "500", "429", "dropped-connection"],
+)
+def test_retries_recover_from_server_faults_on_get_and_post(
+    faults: Faults, pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        duckdb_pipeline.run(stac(url=proxy.url, collections=["naip", "joplin"], page_size=50, **FAST_RETRIES))
+
+    expected = sample_catalog.item_ids_by_collection()
+    assert loaded_ids(duckdb_pipeline) == {"naip": expected["naip"], "joplin": expected["joplin"]}
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1030,)]
+    assert faults.faults_sent >= 5
+
+
+def test_a_server_error_mid_run_loads_nothing_and_the_rerun_loads_everything_once(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    faults = Faults()
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        source = stac(url=proxy.url, collections=["naip"], page_size=100, **FAST_RETRIES).with_resources("items")
+        faults.every, faults.requests_seen = 1, -5  # four pages pass, then the server fails for good
+        with pytest.raises(PipelineStepFailed, match=r"cannot be read at .*/search: the server answered 503"):
+            duckdb_pipeline.run(source)
+        assert duckdb_pipeline.list_extracted_load_packages() == []
+        assert duckdb_pipeline.list_normalized_load_packages() == []
+
+        faults.every = 0
+        duckdb_pipeline.run(stac(url=proxy.url, collections=["naip"], page_size=100, **FAST_RETRIES))
+
+    assert loaded_ids(duckdb_pipeline) == {"naip": sample_catalog.item_ids_by_collection()["naip"]}
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1000,)]
+
+
+def test_a_next_link_that_repeats_the_page_is_an_error(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
+    with FaultProxy(pgstac_server.url, Faults(repeat_next_on="/search")) as proxy:
+        with pytest.raises(PipelineStepFailed, match=r"at http://.*/search: its next link repeats a page already read"):
+            duckdb_pipeline.run(stac(url=proxy.url, collections=["joplin"], page_size=7))
+
+
+def test_malformed_items_land_in_rejected_items_and_the_rest_loads(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    collection_id = f"malformed-{uuid.uuid4().hex[:8]}"
+    create_collection(pgstac_server.url, sample_catalog.files_of("joplin").collection(), collection_id)
+    joplin = list(sample_catalog.files_of("joplin").items())[:5]
+    add_items(pgstac_server.url, collection_id, joplin)
+    bad_date, no_date = joplin[0]["id"], joplin[1]["id"]
+    with psycopg2.connect(pgstac_server.cluster.url(DATABASE)) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE pgstac.items SET content = jsonb_set(content, '{properties,datetime}', '\"last tuesday\"')"
+            " WHERE collection = %s AND id = %s",
+            (collection_id, bad_date),
+        )
+        cursor.execute(
+            "UPDATE pgstac.items SET content = jsonb_set(content, '{properties,datetime}', 'null')"
+            " WHERE collection = %s AND id = %s",
+            (collection_id, no_date),
+        )
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=2))
+
+    assert rows_loaded(duckdb_pipeline) == 3
+    assert loaded_ids(duckdb_pipeline) == {collection_id: {item["id"] for item in joplin[2:]}}
+    rejected = query(duckdb_pipeline, "SELECT collection, item_id, reason, page_url, raw_json FROM {rejected_items}")
+    by_id = {row[1]: row for row in rejected}
+    assert set(by_id) == {bad_date, no_date}
+    assert by_id[bad_date][2] == "properties.datetime is not an RFC 3339 timestamp: 'last tuesday'"
+    assert by_id[no_date][2] == "properties.datetime is null and there is no properties.start_datetime"
+    assert all(row[0] == collection_id and row[3] == f"{pgstac_server.url}/search" for row in rejected)
+    assert json.loads(by_id[bad_date][4])["properties"]["datetime"] == "last tuesday"
+    assert set(duckdb_pipeline.default_schema.get_table_columns("rejected_items")) == {
+        "collection", "item_id", "reason", "page_url", "raw_json", "rejected_at", "_dlt_load_id", "_dlt_id"
+    }  # fmt: skip
