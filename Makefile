@@ -27,6 +27,10 @@ stack-up: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
 stack-down: $(VENV)/.installed-demo
 	$(PY) -m tests.stack down --port $(PORT)
 
+## dashboard: dlt's dashboard (marimo) of the main job's runs, on 127.0.0.1:2718
+dashboard: $(VENV)/.installed-demo
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dlt pipeline terrabyte show
+
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "Python 3.10 or newer is needed: make PYTHON=python3.x ..."; exit 1; }

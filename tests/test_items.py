@@ -194,3 +194,20 @@ def test_lag_re_reads_behind_the_cursor(pgstac_server: PgstacServer, duckdb_pipe
 
     assert rows_loaded(duckdb_pipeline) == 4  # all four lie within the hour before the cursor; merged, not duplicated
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(4,)]
+
+
+def test_an_external_schedulers_interval_is_a_stateless_window_when_allowed(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DLT_INTERVAL_START", "2019-01-01T00:00:00Z")
+    monkeypatch.setenv("DLT_INTERVAL_END", "2020-01-01T00:00:00Z")
+    naip = list(sample_catalog.files_of("naip").items())
+    in_2019 = {item["id"] for item in naip if item["properties"]["datetime"].startswith("2019")}
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip"], allow_external_schedulers=True))
+    assert in_2019 and loaded_ids(duckdb_pipeline) == {"naip": in_2019}
+    assert items_state(duckdb_pipeline) == {}
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip"]))  # not allowed: the whole history
+    assert rows_loaded(duckdb_pipeline) == 1000
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1000,)]

@@ -24,7 +24,8 @@ def window_settings(
     since: str | datetime | None, until: str | datetime | None, lag_s: float, allow_external_schedulers: bool
 ) -> WindowSettings:
     """The run's window settings; the upper bound is fixed here, when the run starts."""
-    interval = get_interval_context().interval if allow_external_schedulers else None
+    context = get_interval_context() if allow_external_schedulers else None
+    interval = context.interval if context is not None else None
     return WindowSettings(
         since=_config_timestamp("since", since),
         until=_config_timestamp("until", until),
