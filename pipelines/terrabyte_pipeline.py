@@ -46,10 +46,15 @@ def collection_summary(pipeline: dlt.Pipeline) -> list[tuple[Any, ...]]:
     """Items per collection with their time range, read back from the destination."""
     with pipeline.sql_client() as client:
         items = client.make_qualified_table_name("items")
-        return client.execute_sql(
-            "SELECT collection, COUNT(*), MIN(COALESCE(datetime, start_datetime)),"
-            f" MAX(COALESCE(datetime, end_datetime, start_datetime)) FROM {items} GROUP BY collection ORDER BY collection"
-        )
+        return [
+            tuple(row)
+            for row in client.execute_sql(
+                "SELECT collection, COUNT(*), MIN(COALESCE(datetime, start_datetime)),"
+                " MAX(COALESCE(datetime, end_datetime, start_datetime))"
+                f" FROM {items} GROUP BY collection ORDER BY collection"
+            )
+            or []
+        ]
 
 
 def print_summary(pipeline: dlt.Pipeline, info: LoadInfo) -> None:
@@ -76,7 +81,7 @@ def main(argv: list[str]) -> int:
     except StacSourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    info = pipeline.run(source, refresh="drop_sources" if args.full_refresh else None)
+    info = pipeline.run(source, refresh="drop_sources") if args.full_refresh else pipeline.run(source)
     print_summary(pipeline, info)
     return 0
 

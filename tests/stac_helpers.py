@@ -10,7 +10,6 @@ import dlt
 import requests
 
 
-
 def query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
     """Runs `sql` in the pipeline's dataset; `{table}` names are qualified."""
     with pipeline.sql_client() as client:

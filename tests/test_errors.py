@@ -66,7 +66,9 @@ def features_only_api(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "index.html").write_text(json.dumps(landing))
     collection = {"type": "Collection", "id": "static-one", "links": [], "stac_version": "1.0.0"}
     (tmp_path / "collections").write_text(json.dumps({"collections": [collection], "links": []}))
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(QuietFileHandler, directory=str(tmp_path)))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", free_port()), functools.partial(QuietFileHandler, directory=str(tmp_path))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/"
@@ -124,10 +126,15 @@ def test_a_server_error_mid_run_loads_nothing_and_the_rerun_loads_everything_onc
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1000,)]
 
 
-def test_a_next_link_that_repeats_the_page_is_an_error(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
-    with FaultProxy(pgstac_server.url, Faults(repeat_next_on="/search")) as proxy:
-        with pytest.raises(PipelineStepFailed, match=r"at http://.*/search: its next link repeats a page already read"):
-            duckdb_pipeline.run(stac(url=proxy.url, collections=["joplin"], page_size=7))
+def test_a_next_link_that_repeats_the_page_is_an_error(
+    pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    repeated = r"at http://.*/search: its next link repeats a page already read"
+    with (
+        FaultProxy(pgstac_server.url, Faults(repeat_next_on="/search")) as proxy,
+        pytest.raises(PipelineStepFailed, match=repeated),
+    ):
+        duckdb_pipeline.run(stac(url=proxy.url, collections=["joplin"], page_size=7))
 
 
 def test_malformed_items_land_in_rejected_items_and_the_rest_loads(

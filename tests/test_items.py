@@ -67,7 +67,10 @@ def test_geometry_is_kept_losslessly(
 ) -> None:
     duckdb_pipeline.run(stac(url=rustac_server.url, collections=["cop-dem-glo-30"]))
 
-    loaded = {item_id: json.loads(geometry) for item_id, geometry in query(duckdb_pipeline, "SELECT id, geometry FROM {items}")}
+    loaded = {
+        item_id: json.loads(geometry)
+        for item_id, geometry in query(duckdb_pipeline, "SELECT id, geometry FROM {items}")
+    }
     assert loaded == {item["id"]: item["geometry"] for item in sample_catalog.files_of("cop-dem-glo-30").items()}
 
 
@@ -76,7 +79,9 @@ def test_asset_hrefs_by_key_with_one_query(
 ) -> None:
     duckdb_pipeline.run(stac(url=rustac_server.url, collections=["naip"]))
 
-    hrefs = dict(query(duckdb_pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'"))
+    hrefs = dict(
+        query(duckdb_pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'")
+    )
     assert hrefs == {item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()}
 
 
@@ -97,7 +102,9 @@ def test_postgres_destination_loads_the_same(
     )
     assert types["datetime"] == "timestamp with time zone"
     assert types["assets"] == "jsonb"
-    hrefs = dict(query(postgres_pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'"))
+    hrefs = dict(
+        query(postgres_pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'")
+    )
     assert hrefs == {item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()}
 
 
@@ -197,7 +204,10 @@ def test_lag_re_reads_behind_the_cursor(pgstac_server: PgstacServer, duckdb_pipe
 
 
 def test_an_external_schedulers_interval_is_a_stateless_window_when_allowed(
-    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline, monkeypatch: pytest.MonkeyPatch
+    pgstac_server: PgstacServer,
+    sample_catalog: CatalogFolder,
+    duckdb_pipeline: dlt.Pipeline,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DLT_INTERVAL_START", "2019-01-01T00:00:00Z")
     monkeypatch.setenv("DLT_INTERVAL_END", "2020-01-01T00:00:00Z")

@@ -33,6 +33,9 @@ def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServe
     second = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin,3dep-lidar-dsm")
     assert "Rows loaded this run: collections 3" in second.stdout
 
+    refreshed = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip", "--full-refresh")
+    assert "Rows loaded this run: _dlt_pipeline_state 1, collections 1, items 1000" in refreshed.stdout
+
 
 def test_main_job_reports_a_bad_collection_without_a_traceback(rustac_server: RustacServer, tmp_path: Path) -> None:
     result = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "nope")

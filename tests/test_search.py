@@ -43,7 +43,9 @@ def test_search_with_bbox_datetime_and_cql2_filter_loads_what_the_server_answers
 
 
 def source_again(server: PgstacServer, searches: dict[str, Any]) -> Any:
-    return stac(url=server.url, searches=searches, page_size=10).with_resources(*(f"search_{name}" for name in searches))
+    return stac(url=server.url, searches=searches, page_size=10).with_resources(
+        *(f"search_{name}" for name in searches)
+    )
 
 
 def test_cql2_text_search_with_max_items_and_own_table(
@@ -76,7 +78,9 @@ def test_cql2_text_search_with_max_items_and_own_table(
         ({"filter": "gsd <<< 1"}, "Search `bad` has invalid parameters: filter is not valid CQL2 text: 'gsd <<< 1'"),
     ],
 )
-def test_malformed_search_parameters_are_named(pgstac_server: PgstacServer, search: dict[str, Any], message: str) -> None:
+def test_malformed_search_parameters_are_named(
+    pgstac_server: PgstacServer, search: dict[str, Any], message: str
+) -> None:
     with pytest.raises(InvalidSearch) as raised:
         stac(url=pgstac_server.url, searches={"bad": search})
     assert str(raised.value).startswith(message)

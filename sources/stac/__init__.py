@@ -94,8 +94,7 @@ def with_rejected_items_table(resource: DltResource) -> DltResource:
 def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dict[str, Any]]]:
     """The selected collections, one row each, merged on `id`."""
     wanted = set(selected)
-    for page in api.collection_pages():
-        yield [collection_row(entry) for entry in page.entries if entry.get("id") in wanted]
+    yield [collection_row(collection) for collection in api.collections if collection["id"] in wanted]
 
 
 @dlt.resource(write_disposition="merge", primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
@@ -145,6 +144,6 @@ def queryables(api: StacApi) -> Iterator[dict[str, Any]]:
 
 
 @dlt.resource(write_disposition="replace", selected=False)
-def conformance(api: StacApi) -> Iterator[dict[str, Any]]:
+def conformance(api: StacApi) -> Iterator[list[dict[str, Any]]]:
     """The conformance classes the API declares, one row each."""
     yield [{"uri": uri} for uri in api.conformance_classes()]

@@ -7,6 +7,7 @@ own page loop (`paging.py`). It knows nothing about tables.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 from pystac_client import Client, ItemSearch
@@ -57,15 +58,15 @@ class StacApi:
     def conformance_classes(self) -> list[str]:
         return list(self.client.get_conforms_to())
 
-    def collection_pages(self) -> Iterator[Page]:
-        return iter_pages(self.stac_io, f"{self.url.rstrip('/')}/collections", "collections")
-
-    def collection_ids(self) -> list[str]:
-        return [collection["id"] for page in self.collection_pages() for collection in page.entries]
+    @cached_property
+    def collections(self) -> list[dict[str, Any]]:
+        """Every collection the API shows, read once (all pages of /collections)."""
+        pages = iter_pages(self.stac_io, f"{self.url.rstrip('/')}/collections", "collections")
+        return [collection for page in pages for collection in page.entries]
 
     def select_collections(self, ids: list[str] | None, prefix: str | None) -> list[str]:
         """The ids asked for (all, or those given, or those starting with `prefix`); unknown ids are an error."""
-        existing = self.collection_ids()
+        existing = [collection["id"] for collection in self.collections]
         if ids:
             unknown = [collection_id for collection_id in ids if collection_id not in existing]
             if unknown:

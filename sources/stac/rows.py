@@ -13,27 +13,34 @@ from typing import Any
 
 import orjson
 import pendulum
-from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
 from sources.stac.errors import MalformedItem
 
 ITEM_KEYS = ("type", "stac_version", "stac_extensions", "id", "collection", "geometry", "bbox", "assets", "links")
 TIMESTAMP_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "created", "updated")
-JSON_COLUMN = {"data_type": "json"}
-TIMESTAMP_COLUMN = {"data_type": "timestamp", "timezone": True}
+
+
+def json_column() -> TColumnSchema:
+    return {"data_type": "json"}
+
+
+def timestamp_column() -> TColumnSchema:
+    return {"data_type": "timestamp", "timezone": True}
+
 
 ITEM_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
     "collection": {"data_type": "text", "nullable": False},
-    **{name: dict(TIMESTAMP_COLUMN) for name in TIMESTAMP_PROPERTIES},
-    **{name: dict(JSON_COLUMN) for name in ("geometry", "bbox", "assets", "links", "stac_extensions")},
+    **{name: timestamp_column() for name in TIMESTAMP_PROPERTIES},
+    **{name: json_column() for name in ("geometry", "bbox", "assets", "links", "stac_extensions")},
 }
 COLLECTION_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
     **{name: {"data_type": "double"} for name in ("bbox_west", "bbox_south", "bbox_east", "bbox_north")},
-    **{name: dict(TIMESTAMP_COLUMN) for name in ("temporal_start", "temporal_end")},
+    **{name: timestamp_column() for name in ("temporal_start", "temporal_end")},
     **{
-        name: dict(JSON_COLUMN)
+        name: json_column()
         for name in ("keywords", "providers", "extent", "summaries", "item_assets", "links", "stac_extensions")
     },
 }
@@ -43,7 +50,7 @@ REJECTED_ITEM_COLUMNS: TTableSchemaColumns = {
     "reason": {"data_type": "text", "nullable": False},
     "page_url": {"data_type": "text", "nullable": False},
     "raw_json": {"data_type": "text", "nullable": False},
-    "rejected_at": dict(TIMESTAMP_COLUMN),
+    "rejected_at": timestamp_column(),
 }
 
 
@@ -52,9 +59,10 @@ def parse_timestamp(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        parsed = pendulum.parse(value, exact=True)  # formats Python 3.10's fromisoformat lacks
-        if not isinstance(parsed, datetime):
+        lenient = pendulum.parse(value, exact=True)  # formats Python 3.10's fromisoformat lacks
+        if not isinstance(lenient, datetime):
             raise ValueError(f"{value!r} is a date or time, not a timestamp") from None
+        parsed = lenient
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 

@@ -92,4 +92,6 @@ def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: i
         raise
     except Exception as error:  # pystac-client reports bad parameters with assorted exception types
         raise InvalidSearch(name, f"{type(error).__name__}: {error}") from None
-    return NamedSearch(name, parameters, config.get("table_name", f"search_{name}"), config.get("max_items"), start, end)
+    return NamedSearch(
+        name, parameters, config.get("table_name", f"search_{name}"), config.get("max_items"), start, end
+    )

@@ -11,13 +11,19 @@ from sources.stac.rows import parse_timestamp
 from sources.stac.windows import WindowSettings
 
 
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 def _config_timestamp(key: str, value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value is None else _as_utc(value)
     try:
         return parse_timestamp(str(value))
     except ValueError:
-        raise StacSourceError(f"`{key}` must be an RFC 3339 timestamp such as 2024-01-31T00:00:00Z, got {value!r}") from None
+        raise StacSourceError(
+            f"`{key}` must be an RFC 3339 timestamp such as 2024-01-31T00:00:00Z, got {value!r}"
+        ) from None
 
 
 def window_settings(
@@ -31,9 +37,5 @@ def window_settings(
         until=_config_timestamp("until", until),
         lag=timedelta(seconds=lag_s),
         upper_bound=datetime.now(timezone.utc).replace(microsecond=0),
-        scheduler_interval=(
-            (_config_timestamp("interval start", interval[0]), _config_timestamp("interval end", interval[1]))
-            if interval
-            else None
-        ),
+        scheduler_interval=(_as_utc(interval[0]), _as_utc(interval[1])) if interval else None,
     )

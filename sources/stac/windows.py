@@ -82,13 +82,11 @@ class WindowSettings:
 def plan_window(cursor: Cursor, settings: WindowSettings) -> Window:
     """The window of this run: a scheduler's interval, else `since`/`until` moved on by the cursor."""
     if settings.scheduler_interval is not None:
-        start, end = settings.scheduler_interval
-        return Window(start, end, stateless=True)
+        return Window(*settings.scheduler_interval, stateless=True)
     start = settings.since
     if cursor.value is not None and settings.until is None:
         start = _latest(start, cursor.value - settings.lag)
-    end = settings.until or settings.upper_bound
-    return Window(start, end, stateless=settings.until is not None)
+    return Window(start, settings.until or settings.upper_bound, stateless=settings.until is not None)
 
 
 class WindowFilter:

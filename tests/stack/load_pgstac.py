@@ -20,7 +20,7 @@ def main(paths: list[str]) -> None:
         Migrate(db).run_migration()
         db.query_one(ENABLE_CONTEXT)
         loader = Loader(db=db)
-        for collection_json, items in zip(paths[::2], paths[1::2]):
+        for collection_json, items in zip(paths[::2], paths[1::2], strict=True):
             loader.load_collections(collection_json, Methods.insert)
             loader.load_items(items, Methods.insert)
 

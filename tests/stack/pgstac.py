@@ -57,7 +57,9 @@ class PgstacServer:
             self.cluster.start()
             self.cluster.create_database(DATABASE)
             self.load()
-            self.process = ServerProcess("stac-fastapi-pgstac", self._command(), self.workdir / "pgstac.log", self._env())
+            self.process = ServerProcess(
+                "stac-fastapi-pgstac", self._command(), self.workdir / "pgstac.log", self._env()
+            )
             self.process.wait_until_ready(f"{self.url}/_mgmt/ping")
         except BaseException:
             self.stop()
