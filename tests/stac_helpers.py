@@ -32,6 +32,21 @@ def loaded_ids(pipeline: dlt.Pipeline, table: str = "items") -> dict[str, set[st
     return dict(ids)
 
 
+def column_types(pipeline: dlt.Pipeline, table: str) -> dict[str, str]:
+    return dict(
+        query(
+            pipeline,
+            "SELECT column_name, data_type FROM information_schema.columns"
+            f" WHERE table_schema = '{pipeline.dataset_name}' AND table_name = '{table}'",
+        )
+    )
+
+
+def image_hrefs(pipeline: dlt.Pipeline) -> dict[str, str]:
+    """The README's query for asset hrefs by asset key; the same SQL runs on DuckDB and Postgres."""
+    return dict(query(pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'"))
+
+
 def rows_loaded(pipeline: dlt.Pipeline, table: str = "items") -> int:
     return int(pipeline.last_trace.last_normalize_info.row_counts.get(table, 0))
 

@@ -10,7 +10,16 @@ import dlt
 import pytest
 
 from sources.stac import stac
-from tests.stac_helpers import add_items, create_collection, items_state, loaded_ids, query, rows_loaded
+from tests.stac_helpers import (
+    add_items,
+    column_types,
+    create_collection,
+    image_hrefs,
+    items_state,
+    loaded_ids,
+    query,
+    rows_loaded,
+)
 from tests.stack import CatalogFolder, PgstacServer, RustacServer
 
 SAMPLE_TABLES = {"collections", "items"}
@@ -41,13 +50,7 @@ def test_full_load_has_every_sample_item_once(
 def test_item_columns_follow_stac_geoparquet(rustac_server: RustacServer, duckdb_pipeline: dlt.Pipeline) -> None:
     duckdb_pipeline.run(stac(url=rustac_server.url))
 
-    types = dict(
-        query(
-            duckdb_pipeline,
-            "SELECT column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = 'stac_data' AND table_name = 'items'",
-        )
-    )
+    types = column_types(duckdb_pipeline, "items")
     for column in ("datetime", "start_datetime", "end_datetime", "created", "updated"):
         assert types[column] == "TIMESTAMP WITH TIME ZONE", column
     for column in ("geometry", "bbox", "assets", "links", "stac_extensions", "proj_bbox"):
@@ -79,10 +82,9 @@ def test_asset_hrefs_by_key_with_one_query(
 ) -> None:
     duckdb_pipeline.run(stac(url=rustac_server.url, collections=["naip"]))
 
-    hrefs = dict(
-        query(duckdb_pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'")
-    )
-    assert hrefs == {item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()}
+    assert image_hrefs(duckdb_pipeline) == {
+        item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()
+    }
 
 
 def test_postgres_destination_loads_the_same(
@@ -93,19 +95,12 @@ def test_postgres_destination_loads_the_same(
     postgres_pipeline.run(stac(url=pgstac_server.url, collections=sorted(expected)))
 
     assert loaded_ids(postgres_pipeline) == expected
-    types = dict(
-        query(
-            postgres_pipeline,
-            "SELECT column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = 'stac_data' AND table_name = 'items'",
-        )
-    )
+    types = column_types(postgres_pipeline, "items")
     assert types["datetime"] == "timestamp with time zone"
     assert types["assets"] == "jsonb"
-    hrefs = dict(
-        query(postgres_pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'")
-    )
-    assert hrefs == {item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()}
+    assert image_hrefs(postgres_pipeline) == {
+        item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()
+    }
 
 
 def test_second_run_loads_nothing_then_exactly_the_inserted_items(

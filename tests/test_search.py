@@ -10,7 +10,7 @@ from pystac_client import Client
 
 from sources.stac import stac
 from sources.stac.errors import InvalidSearch, UnknownCollections
-from tests.stac_helpers import loaded_ids, rows_loaded
+from tests.stac_helpers import loaded_ids, query, rows_loaded
 from tests.stack import PgstacServer
 
 SOUTH_ALABAMA = {
@@ -91,3 +91,27 @@ def test_malformed_search_parameters_are_named(
 def test_search_on_an_unknown_collection_names_the_existing_ones(pgstac_server: PgstacServer) -> None:
     with pytest.raises(UnknownCollections, match=r"Unknown collection\(s\) nope at .* The API has: .*joplin.*naip"):
         stac(url=pgstac_server.url, searches={"s": {"collections": ["nope"]}})
+
+
+def test_collection_prefix_selects_collections(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collection_prefix="3dep-"))
+
+    assert set(loaded_ids(duckdb_pipeline)) == {"3dep-lidar-copc", "3dep-lidar-dsm"}
+    assert rows_loaded(duckdb_pipeline, "collections") == 2
+
+
+def test_queryables_and_conformance_load_when_selected(
+    pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    source = stac(url=pgstac_server.url, collections=["joplin"])
+    assert {name for name, resource in source.resources.items() if not resource.selected} == {
+        "queryables",
+        "conformance",
+    }
+
+    duckdb_pipeline.run(source.with_resources("queryables", "conformance"))
+
+    uris = {uri for (uri,) in query(duckdb_pipeline, "SELECT uri FROM {conformance}")}
+    assert uris == set(Client.open(pgstac_server.url).get_conforms_to())
+    queryables = dict(query(duckdb_pipeline, "SELECT name, type FROM {queryables}"))
+    assert queryables["datetime"] == "string" and "id" in queryables

@@ -1,0 +1,65 @@
+"""Row shaping of single items: what becomes a row and why the rest is rejected."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from sources.stac.errors import MalformedItem
+from sources.stac.rows import item_cursor, item_row
+
+ITEM: dict[str, Any] = {
+    "type": "Feature",
+    "stac_version": "1.0.0",
+    "id": "a",
+    "collection": "c",
+    "geometry": {"type": "Point", "coordinates": [11.5, 48.1]},
+    "bbox": [11.5, 48.1, 11.5, 48.1],
+    "properties": {"datetime": "2024-05-01T10:00:00.123456789+02:00", "eo:cloud_cover": 3.5, "created": None},
+    "assets": {"B04": {"href": "s3://b04.tif"}},
+    "links": [],
+}
+
+
+def test_properties_are_lifted_and_timestamps_parsed() -> None:
+    row = item_row(ITEM)
+
+    assert row["datetime"] == datetime(2024, 5, 1, 8, 0, 0, 123456, tzinfo=timezone.utc)
+    assert row["datetime"].utcoffset() == timedelta(hours=2)
+    assert row["eo:cloud_cover"] == 3.5
+    assert row["created"] is None
+    assert row["geometry"] == ITEM["geometry"] and row["assets"] == ITEM["assets"]
+    assert item_cursor(row) == row["datetime"]
+
+
+def test_a_date_without_time_or_offset_is_taken_as_midnight_utc() -> None:
+    row = item_row({**ITEM, "properties": {"datetime": "2024-05-01"}})
+
+    assert row["datetime"] == datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+def test_range_items_use_start_datetime_as_cursor() -> None:
+    item = {**ITEM, "properties": {"datetime": None, "start_datetime": "2020-01-01T00:00:00Z", "end_datetime": None}}
+
+    assert item_cursor(item_row(item)) == datetime(2020, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        ([1, 2], "not a GeoJSON Feature (type is 'list')"),
+        ({**ITEM, "type": "FeatureCollection"}, "not a GeoJSON Feature (type is 'FeatureCollection')"),
+        ({**ITEM, "id": ""}, "the item has no id"),
+        ({key: value for key, value in ITEM.items() if key != "id"}, "the item has no id"),
+        ({**ITEM, "properties": None}, "the item has no properties object"),
+        ({**ITEM, "properties": {"datetime": "2024-13-45"}}, "properties.datetime is not an RFC 3339 timestamp"),
+        ({**ITEM, "properties": {"datetime": 1714550400}}, "properties.datetime is not an RFC 3339 timestamp: 17"),
+        ({**ITEM, "properties": {"datetime": None}}, "properties.datetime is null and there is no properties.start"),
+    ],
+)
+def test_malformed_items_say_why(item: Any, reason: str) -> None:
+    with pytest.raises(MalformedItem) as raised:
+        item_row(item)
+    assert str(raised.value).startswith(reason)
