@@ -6,6 +6,8 @@ SERVER_VENV := .venv-server
 DATA ?= tests/data/stac
 PORT ?= 8081
 PYTEST_ARGS ?=
+# The main job's dlt state lives in the project, so that each clone has its own.
+export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 
 .PHONY: run test stack-up stack-down dashboard clean
 
