@@ -9,7 +9,9 @@ import pytest
 from pystac_client import Client
 
 from sources.stac import stac
+from sources.stac.api import StacApi
 from sources.stac.errors import InvalidSearch, UnknownCollections
+from sources.stac.stac_io import retrying_stac_io
 from tests.stac_helpers import loaded_ids, query, rows_loaded
 from tests.stack import PgstacServer
 
@@ -68,6 +70,10 @@ def test_cql2_text_search_with_max_items_and_own_table(
     assert len(loaded) == 25 and loaded <= allowed
     assert len(allowed) == 429
 
+    duckdb_pipeline.run(source_again(pgstac_server, {"fine": search}))  # the next 25, from where the cursor stopped
+    assert rows_loaded(duckdb_pipeline, "fine_naip") == 25
+    assert len(loaded_ids(duckdb_pipeline, "fine_naip")["naip"]) == 50
+
 
 @pytest.mark.parametrize(
     ("search", "message"),
@@ -115,3 +121,16 @@ def test_queryables_and_conformance_load_when_selected(
     assert uris == set(Client.open(pgstac_server.url).get_conforms_to())
     queryables = dict(query(duckdb_pipeline, "SELECT name, type FROM {queryables}"))
     assert queryables["datetime"] == "string" and "id" in queryables
+
+
+def test_item_pages_are_asked_for_in_datetime_then_id_order_where_the_api_sorts(pgstac_server: PgstacServer) -> None:
+    api = StacApi.open(pgstac_server.url, retrying_stac_io(max_retries=0, backoff_factor=0, timeout_s=10))
+    search = api.search(collections=["naip"], limit=50)
+
+    assert search.get_parameters()["sortby"] == [
+        {"field": "properties.datetime", "direction": "asc"},
+        {"field": "id", "direction": "asc"},
+    ]
+    first_page = next(api.search_pages(search)).entries
+    keys = [(item["properties"]["datetime"], item["id"]) for item in first_page]
+    assert len(keys) == 50 and keys == sorted(keys)

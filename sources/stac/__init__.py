@@ -65,14 +65,13 @@ def stac(
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]
-    resources = [
+    return [
         collections_resource(api, selected),
         with_rejected_items_table(items(api, selected, settings, page_size)),
         *(with_rejected_items_table(search_resource(api, search, settings)) for search in named),
         queryables(api),
         conformance(api),
     ]
-    return resources
 
 
 def with_rejected_items_table(resource: DltResource) -> DltResource:

@@ -6,6 +6,8 @@ own page loop (`paging.py`). It knows nothing about tables.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -15,6 +17,7 @@ from pystac_client.conformance import ConformanceClasses
 from pystac_client.errors import ClientTypeError
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
+from pystac_client.warnings import DoesNotConformTo
 
 from sources.stac.errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
 from sources.stac.paging import Page, iter_pages
@@ -49,7 +52,10 @@ class StacApi:
         return cls(url, client, stac_io)
 
     def conforms_to(self, conformance: ConformanceClasses) -> bool:
-        return bool(self.client.conforms_to(conformance))
+        """Like pystac-client's check, but for any STAC API 1.x: it knows only 1.0 URIs, while servers
+        declare some classes at 1.1 (stac-fastapi-pgstac's Sort, for one)."""
+        pattern = re.compile(rf"https://api\.stacspec\.org/v1\.\d+\.[^/]*{re.escape(conformance.value)}$")
+        return any(pattern.match(uri) for uri in self.client.get_conforms_to())
 
     def require(self, conformance: ConformanceClasses, needed_for: str) -> None:
         if not self.conforms_to(conformance):
@@ -81,7 +87,9 @@ class StacApi:
         self.require(ConformanceClasses.ITEM_SEARCH, "searching items")
         if self.conforms_to(ConformanceClasses.SORT) and "sortby" not in parameters:
             parameters["sortby"] = ASCENDING_BY_DATETIME_THEN_ID
-        return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
+        with warnings.catch_warnings():  # pystac-client's own check misses 1.1 classes; ours ran above
+            warnings.simplefilter("ignore", DoesNotConformTo)
+            return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
 
     def search_pages(self, search: ItemSearch) -> Iterator[Page]:
         return iter_pages(self.stac_io, search.url, "features", method="POST", parameters=search.get_parameters())

@@ -28,13 +28,13 @@ def rows_of_pages(
             except MalformedItem as reason:
                 rejected.append(rejected_item_row(raw, str(reason), page.url, collection))
                 continue
-            cursor = item_cursor(row)
-            if window.admits(cursor, row["id"]):
-                window.record(cursor, row["id"])
+            if window.admits(item_cursor(row), row["id"]):
                 rows.append(row)
         if max_items is not None:
             rows = rows[: max_items - taken]
             taken += len(rows)
+        for row in rows:
+            window.record(item_cursor(row), row["id"])
         if rows:
             yield rows
         if rejected:
