@@ -15,6 +15,7 @@ from typing import Any
 
 import dlt
 from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.stac import stac
 from sources.stac.errors import StacSourceError
@@ -81,7 +82,11 @@ def main(argv: list[str]) -> int:
     except StacSourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    info = pipeline.run(source, refresh="drop_sources") if args.full_refresh else pipeline.run(source)
+    try:
+        info = pipeline.run(source, refresh="drop_sources") if args.full_refresh else pipeline.run(source)
+    except PipelineStepFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
     print_summary(pipeline, info)
     return 0
 

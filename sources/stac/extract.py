@@ -21,22 +21,23 @@ def rows_of_pages(
     """Yields each page's new items as one list of rows, and its malformed items to `rejected_items`."""
     taken = 0
     for page in pages:
-        rows, rejected = [], []
+        admitted, rejected = [], []
         for raw in page.entries:
             try:
                 row = item_row(raw)
             except MalformedItem as reason:
                 rejected.append(rejected_item_row(raw, str(reason), page.url, collection))
                 continue
-            if window.admits(item_cursor(row), row["id"]):
-                rows.append(row)
+            cursor = item_cursor(row)
+            if window.admits(cursor, row["id"]):
+                admitted.append((row, cursor))
         if max_items is not None:
-            rows = rows[: max_items - taken]
-            taken += len(rows)
-        for row in rows:
-            window.record(item_cursor(row), row["id"])
-        if rows:
-            yield rows
+            admitted = admitted[: max_items - taken]
+            taken += len(admitted)
+        for row, cursor in admitted:
+            window.record(cursor, row["id"])
+        if admitted:
+            yield [row for row, _ in admitted]
         if rejected:
             yield dlt.mark.with_table_name(rejected, REJECTED_ITEMS_TABLE)
         if max_items is not None and taken >= max_items:
