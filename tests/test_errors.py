@@ -16,7 +16,13 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.stac import stac
-from sources.stac.errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
+from sources.stac.errors import (
+    MissingConformance,
+    NotAStacApi,
+    StacApiUnreachable,
+    StacSourceError,
+    UnknownCollections,
+)
 from tests.stac_helpers import add_items, create_collection, loaded_ids, query, rows_loaded
 from tests.stack import CatalogFolder, PgstacServer, RustacServer
 from tests.stack.fault_proxy import FaultProxy, Faults
@@ -50,6 +56,14 @@ def test_unknown_collection_names_the_existing_ones(rustac_server: RustacServer)
 class QuietFileHandler(SimpleHTTPRequestHandler):
     def log_message(self, *_: object) -> None:
         pass
+
+
+def test_a_since_that_is_no_timestamp_is_named(rustac_server: RustacServer) -> None:
+    with pytest.raises(StacSourceError) as raised:
+        stac(url=rustac_server.url, since="last tuesday")
+    assert str(raised.value) == (
+        "`since` must be an RFC 3339 timestamp such as 2024-01-31T00:00:00Z, got 'last tuesday'"
+    )
 
 
 @pytest.fixture()

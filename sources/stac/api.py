@@ -74,7 +74,8 @@ class StacApi:
         """The ids asked for (all, or those given, or those starting with `prefix`); unknown ids are an error."""
         existing = [collection["id"] for collection in self.collections]
         if ids:
-            unknown = [collection_id for collection_id in ids if collection_id not in existing]
+            known = set(existing)
+            unknown = [collection_id for collection_id in ids if collection_id not in known]
             if unknown:
                 raise UnknownCollections(self.url, unknown, existing)
             selected = list(ids)

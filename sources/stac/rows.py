@@ -72,7 +72,7 @@ def _timestamp_property(properties: dict[str, Any], name: str) -> datetime | Non
         return None
     try:
         return parse_timestamp(value)
-    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError):
+    except (ValueError, TypeError):  # pendulum's ParserError is a ValueError
         raise MalformedItem(f"properties.{name} is not an RFC 3339 timestamp: {value!r}") from None
 
 
@@ -86,7 +86,9 @@ def item_row(item: Any) -> dict[str, Any]:
     properties = item.get("properties")
     if not isinstance(properties, dict):
         raise MalformedItem("the item has no properties object")
-    row = {**properties, **{key: item.get(key) for key in ITEM_KEYS}}
+    row = dict(properties)
+    for key in ITEM_KEYS:
+        row[key] = item.get(key)
     for name in TIMESTAMP_PROPERTIES:
         row[name] = _timestamp_property(properties, name)
     if row["datetime"] is None and row["start_datetime"] is None:
