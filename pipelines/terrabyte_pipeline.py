@@ -3,6 +3,7 @@
     python pipelines/terrabyte_pipeline.py                                  # [sources.stac] url from .dlt/config.toml
     python pipelines/terrabyte_pipeline.py --url http://127.0.0.1:8081 --collections naip joplin
     python pipelines/terrabyte_pipeline.py --destination postgres --since 2024-01-01T00:00:00Z
+    python pipelines/terrabyte_pipeline.py login                            # once, for a private API
 
 Runs are incremental on item datetime, per collection; see README.md.
 """
@@ -14,10 +15,14 @@ import sys
 from typing import Any
 
 import dlt
+from dlt.common.configuration import resolve_configuration
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.stac import stac
+from sources.stac.auth import StacApiCredentials
+from sources.stac.auth.device_login import login_and_cache
+from sources.stac.auth.oidc import DeviceAuthorization
 from sources.stac.errors import StacSourceError
 
 PIPELINE_NAME = "terrabyte"
@@ -72,7 +77,45 @@ def print_summary(pipeline: dlt.Pipeline, info: LoadInfo) -> None:
         print(f"\n{loaded['rejected_items']} malformed items were set aside in the `rejected_items` table.")
 
 
+def parse_login_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="terrabyte_pipeline.py login",
+        description="Log in on any browser (OAuth2 device login) and keep the refresh token for later runs, "
+        "in terrapi's token cache.",
+    )
+    parser.add_argument("--url", help="the STAC API's landing page (default: [sources.stac] url)")
+    parser.add_argument("--show-refresh-token", action="store_true", help="print the refresh token, for secrets.toml")
+    return parser.parse_args(argv)
+
+
+def show_device_instructions(authorization: DeviceAuthorization) -> None:
+    print(f"To log in, open {authorization.verification_uri_complete or authorization.verification_uri}")
+    print(f"(or open {authorization.verification_uri} and enter the code {authorization.user_code}).")
+    print("Waiting for your approval ...", flush=True)
+
+
+def login(argv: list[str]) -> int:
+    args = parse_login_args(argv)
+    url = args.url or dlt.config["sources.stac.url"]
+    credentials = resolve_configuration(StacApiCredentials(), sections=("sources", "stac"))
+    try:
+        cache = login_and_cache(url, credentials, show_device_instructions)
+    except StacSourceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Logged in. The refresh token for {cache.key} is stored in {cache.store.path}")
+    print("(readable by you only, shared with terrapi); runs on this machine use it.")
+    print("For scheduled runs elsewhere, put it into .dlt/secrets.toml:")
+    print("\n    [sources.stac.credentials]")
+    print(f'    refresh_token = "{cache.get() if args.show_refresh_token else "<the refresh token>"}"\n')
+    if not args.show_refresh_token:
+        print("Run login with --show-refresh-token to print it.")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["login"]:
+        return login(argv[1:])
     args = parse_args(argv)
     pipeline = dlt.pipeline(
         pipeline_name=PIPELINE_NAME, destination=args.destination, dataset_name=args.dataset, progress="log"

@@ -10,6 +10,8 @@ import dlt
 import pytest
 
 from tests.stack import CatalogFolder, PgstacServer, RustacServer
+from tests.stack.auth_proxy import AuthProxy
+from tests.stack.oidc_provider import OidcTestProvider
 from tests.stack.processes import make_workdir
 
 
@@ -45,6 +47,42 @@ def rustac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterato
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def private_token_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """terrapi's token cache in the test's temp folder, never the user's own."""
+    monkeypatch.delenv("OPENEO_CONFIG_HOME", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    folder = tmp_path / "xdg-data" / "terrabyte_auth"
+    folder.mkdir(parents=True)  # terrapi takes the first folder that exists, so this one must
+    return folder / "refresh-tokens.json"
+
+
+@pytest.fixture(scope="session")
+def session_oidc_provider(stack_workdir: Path) -> Iterator[OidcTestProvider]:
+    provider = OidcTestProvider(stack_workdir)
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture()
+def oidc_provider(session_oidc_provider: OidcTestProvider) -> OidcTestProvider:
+    """The tests' OpenID Connect provider, with default settings and nothing issued yet."""
+    session_oidc_provider.reset()
+    return session_oidc_provider
+
+
+@pytest.fixture(scope="session")
+def auth_proxy(
+    stack_workdir: Path, pgstac_server: PgstacServer, session_oidc_provider: OidcTestProvider
+) -> Iterator[AuthProxy]:
+    """stac-auth-proxy in front of the pgstac server: every endpoint needs a valid token from the provider."""
+    proxy = AuthProxy(stack_workdir, pgstac_server.url, session_oidc_provider.discovery_url)
+    proxy.start()
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture()

@@ -13,7 +13,7 @@ import requests
 def query(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
     """Runs `sql` in the pipeline's dataset; `{table}` names are qualified."""
     with pipeline.sql_client() as client:
-        return [tuple(row) for row in client.execute_sql(sql.format_map(_Qualified(client)))]
+        return [tuple(row) for row in client.execute_sql(sql.format_map(_Qualified(client))) or []]
 
 
 class _Qualified(dict):

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import dlt
 import psycopg2
@@ -29,7 +30,7 @@ from tests.stack.fault_proxy import FaultProxy, Faults
 from tests.stack.pgstac import DATABASE
 from tests.stack.processes import free_port
 
-FAST_RETRIES = {"max_retries": 4, "backoff_factor": 0.01, "timeout": 10.0}
+FAST_RETRIES: dict[str, Any] = {"max_retries": 4, "backoff_factor": 0.01, "timeout": 10.0}
 
 
 def test_unreachable_url_is_named() -> None:

@@ -10,8 +10,9 @@ from pystac_client import Client
 
 from sources.stac import stac
 from sources.stac.api import StacApi
+from sources.stac.auth.authorizers import Anonymous
 from sources.stac.errors import InvalidSearch, UnknownCollections
-from sources.stac.stac_io import retrying_stac_io
+from sources.stac.stac_io import stac_api_io
 from tests.stac_helpers import loaded_ids, query, rows_loaded
 from tests.stack import PgstacServer
 
@@ -124,7 +125,7 @@ def test_queryables_and_conformance_load_when_selected(
 
 
 def test_item_pages_are_asked_for_in_datetime_then_id_order_where_the_api_sorts(pgstac_server: PgstacServer) -> None:
-    api = StacApi.open(pgstac_server.url, retrying_stac_io(max_retries=0, backoff_factor=0, timeout_s=10))
+    api = StacApi.open(pgstac_server.url, stac_api_io(pgstac_server.url, Anonymous(), 0, 0, 10))
     search = api.search(collections=["naip"], limit=50)
 
     assert search.get_parameters()["sortby"] == [

@@ -15,11 +15,12 @@ import dlt
 from dlt.sources import DltResource
 
 from sources.stac.api import StacApi
+from sources.stac.auth import StacApiCredentials, authorizer_for
 from sources.stac.extract import REJECTED_ITEMS_TABLE, rows_of_pages
 from sources.stac.rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
 from sources.stac.searches import NamedSearch, checked_search
 from sources.stac.settings import window_settings
-from sources.stac.stac_io import retrying_stac_io
+from sources.stac.stac_io import stac_api_io
 from sources.stac.windows import Cursor, WindowFilter, WindowSettings, plan_window
 
 ITEM_KEY = ("collection", "id")
@@ -39,12 +40,13 @@ def stac(
     max_retries: int = 5,
     backoff_factor: float = 0.5,
     timeout: float = 60.0,
+    credentials: StacApiCredentials = dlt.secrets.value,
 ) -> list[DltResource]:
     """The collections, items and named searches of one STAC API.
 
     Opens the API and checks every input before anything loads: an unreachable URL, a server that
-    is no STAC API, unknown collections, a missing conformance class or bad search parameters
-    raise a `StacSourceError` that says what is wrong.
+    is no STAC API, refused credentials, unknown collections, a missing conformance class or bad
+    search parameters raise a `StacSourceError` that says what is wrong.
 
     Args:
         url: The API's landing page.
@@ -60,8 +62,11 @@ def stac(
         max_retries: Retries of a request on 429, 5xx, connection errors and timeouts.
         backoff_factor: Exponential backoff between retries, in seconds.
         timeout: Seconds to wait for the server to answer a request.
+        credentials: How to sign in, from `[sources.stac.credentials]` in `.dlt/secrets.toml`; with none
+            configured, the refresh token that `login` cached for this API, else anonymous.
     """
-    api = StacApi.open(url, retrying_stac_io(max_retries, backoff_factor, timeout))
+    authorizer = authorizer_for(url, credentials, timeout)
+    api = StacApi.open(url, stac_api_io(url, authorizer, max_retries, backoff_factor, timeout))
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]

@@ -46,3 +46,74 @@ class BadPage(StacSourceError):
 
 class MalformedItem(ValueError):
     """An item that cannot become a row; it goes to the `rejected_items` table instead."""
+
+
+LOGIN_COMMAND = "python pipelines/terrabyte_pipeline.py login"
+SECRETS_HINT = (
+    "or put a refresh token under [sources.stac.credentials] `refresh_token` in .dlt/secrets.toml "
+    "(env SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN)"
+)
+
+
+class AuthenticationRequired(StacSourceError):
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(
+            f"The STAC API answered HTTP {status} at {url}: it needs a login, and no credentials are configured. "
+            f"Run `{LOGIN_COMMAND}` once, {SECRETS_HINT}."
+        )
+
+
+class AccessDenied(StacSourceError):
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(
+            f"The STAC API refused a freshly issued access token at {url} (HTTP {status}): your account has no "
+            "access to this API or collection. Check the URL and collection ids, or ask the API's operators for access."
+        )
+
+
+class StaticTokenRefused(StacSourceError):
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(
+            f"The STAC API refused the configured `access_token` at {url} (HTTP {status}): it may have expired, and "
+            f"a static token cannot be renewed. Configure a `refresh_token` instead: run `{LOGIN_COMMAND}`, "
+            f"{SECRETS_HINT}."
+        )
+
+
+class RefreshTokenRejected(StacSourceError):
+    def __init__(self, issuer: str, origin: str, description: str) -> None:
+        super().__init__(
+            f"The identity provider {issuer} rejected the refresh token from {origin} (invalid_grant: {description}): "
+            f"it has expired or was revoked. Run `{LOGIN_COMMAND}` again and, if the token came from "
+            ".dlt/secrets.toml, put the new one there."
+        )
+
+
+class ClientCredentialsRejected(StacSourceError):
+    def __init__(self, issuer: str, client_id: str, error: str, description: str) -> None:
+        super().__init__(
+            f"The identity provider {issuer} rejected the client credentials of `{client_id}` "
+            f"({error}: {description}). Check `client_id` and `client_secret` under [sources.stac.credentials] in "
+            ".dlt/secrets.toml."
+        )
+
+
+class IdentityProviderError(StacSourceError):
+    def __init__(self, issuer: str, reason: str) -> None:
+        super().__init__(
+            f"Could not get a token from the identity provider {issuer}: {reason}. Check `issuer` under "
+            "[sources.stac.credentials] and that the provider is reachable."
+        )
+
+
+class LoginFailed(StacSourceError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Login failed: {reason}")
+
+
+class TokenCacheNotPrivate(StacSourceError):
+    def __init__(self, path: str, mode: int) -> None:
+        super().__init__(
+            f"The refresh token cache {path} is readable by others (mode {mode:o}); it must be private. "
+            f"Run `chmod 600 {path}` and log in again, since others may have read the token."
+        )

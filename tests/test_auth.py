@@ -1,0 +1,378 @@
+"""Signing in: through stac-auth-proxy (real JWT checks) in front of pgstac, with tokens from the tests' OIDC
+provider; the ways in, renewal during long runs, the token cache shared with terrapi, and clear refusals."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from sources.stac import stac
+from sources.stac.auth import StacApiCredentials
+from sources.stac.auth.authorizers import RefreshTokenGrant, RenewingToken
+from sources.stac.auth.oidc import OidcProvider
+from sources.stac.auth.token_cache import TokenCacheFile, cache_key
+from sources.stac.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    ClientCredentialsRejected,
+    RefreshTokenRejected,
+    StaticTokenRefused,
+    TokenCacheNotPrivate,
+)
+from sources.stac.stac_io import stac_api_io
+from tests.stac_helpers import loaded_ids, query
+from tests.stack import CatalogFolder, PgstacServer
+from tests.stack.auth_proxy import AuthProxy
+from tests.stack.oidc_provider import SERVICE_CLIENT, OidcTestProvider
+from tests.stack.recording_api import RecordingApi
+
+PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "terrabyte_pipeline.py"
+
+
+def credentials(provider: OidcTestProvider, **secrets: str) -> StacApiCredentials:
+    return StacApiCredentials(issuer=provider.issuer, **secrets)  # type: ignore[arg-type]
+
+
+def refusals_logged_by(proxy: AuthProxy) -> int:
+    """How many requests the proxy has answered 401 so far."""
+    assert proxy.process is not None
+    return proxy.process.log_file.read_text().count('HTTP/1.1" 401')
+
+
+def strings_in_pipeline_folder(pipeline: dlt.Pipeline) -> bytes:
+    return b"".join(path.read_bytes() for path in Path(pipeline.working_dir).rglob("*") if path.is_file())
+
+
+def destination_text(pipeline: dlt.Pipeline) -> str:
+    tables = [name for (name,) in query(pipeline, "SELECT table_name FROM information_schema.tables "
+                                        f"WHERE table_schema = '{pipeline.dataset_name}'")]  # fmt: skip
+    return "".join(str(query(pipeline, f"SELECT * FROM {{{table}}}")) for table in tables)
+
+
+def test_a_long_load_renews_short_lived_tokens_before_they_expire_and_leaks_none(
+    auth_proxy: AuthProxy,
+    oidc_provider: OidcTestProvider,
+    sample_catalog: CatalogFolder,
+    duckdb_pipeline: dlt.Pipeline,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    oidc_provider.settings.access_token_lifetime_s = 5
+    refresh_token = oidc_provider.start_session()
+    refusals_before = refusals_logged_by(auth_proxy)
+    caplog.set_level(logging.DEBUG)
+
+    started = time.monotonic()
+    source = stac(url=auth_proxy.url, page_size=1, credentials=credentials(oidc_provider, refresh_token=refresh_token))
+    duckdb_pipeline.run(source)
+    elapsed = time.monotonic() - started
+
+    assert loaded_ids(duckdb_pipeline) == sample_catalog.item_ids_by_collection()
+    assert oidc_provider.issued.grants["refresh_token"] >= 3, f"the load ({elapsed:.1f} s) outlived several tokens"
+    assert oidc_provider.issued.grants["refresh_token"] >= int(elapsed / 5) + 1
+    assert refusals_logged_by(auth_proxy) == refusals_before, "every token was renewed before it expired"
+    secrets = [*oidc_provider.issued.access_tokens, *oidc_provider.issued.refresh_tokens]
+    folder, logs, tables = strings_in_pipeline_folder(duckdb_pipeline), caplog.text, destination_text(duckdb_pipeline)
+    assert logs and tables and folder
+    for secret in secrets:
+        assert secret.encode() not in folder and secret not in logs and secret not in tables
+
+
+def test_a_refused_token_is_renewed_once_and_the_request_sent_again(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    refresh_token = oidc_provider.start_session()
+    oidc_provider.settings.wrong_audience_tokens = 1
+    refusals_before = refusals_logged_by(auth_proxy)
+
+    duckdb_pipeline.run(stac(url=auth_proxy.url, collections=["joplin"],
+                             credentials=credentials(oidc_provider, refresh_token=refresh_token)))  # fmt: skip
+
+    assert len(loaded_ids(duckdb_pipeline)["joplin"]) == 30
+    assert refusals_logged_by(auth_proxy) == refusals_before + 1
+    assert oidc_provider.issued.grants["refresh_token"] == 2
+
+
+def test_concurrent_requests_share_one_renewal(auth_proxy: AuthProxy, oidc_provider: OidcTestProvider) -> None:
+    provider = OidcProvider(oidc_provider.issuer, "de.lrz.terrabyte.stac")
+    authorizer = RenewingToken(RefreshTokenGrant(provider, oidc_provider.start_session(), "test", None))
+    io = stac_api_io(auth_proxy.url, authorizer, max_retries=0, backoff_factor=0, timeout_s=30)
+
+    with ThreadPoolExecutor(8) as pool:
+        pages = list(pool.map(lambda _: io.read_json(f"{auth_proxy.url}/collections"), range(16)))
+
+    assert all(page["collections"] for page in pages)
+    assert oidc_provider.issued.grants["refresh_token"] == 1
+
+
+def test_client_credentials_sign_in_a_service_account(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    client_id, secret = SERVICE_CLIENT
+    service = credentials(oidc_provider, client_id=client_id, client_secret=secret)
+    duckdb_pipeline.run(stac(url=auth_proxy.url, collections=["joplin"], credentials=service))
+
+    assert len(loaded_ids(duckdb_pipeline)["joplin"]) == 30
+    assert oidc_provider.issued.grants["client_credentials"] == 1
+
+    with pytest.raises(ClientCredentialsRejected) as refused:
+        stac(url=auth_proxy.url, credentials=credentials(oidc_provider, client_id=client_id, client_secret="wrong"))
+    assert str(refused.value) == (
+        f"The identity provider {oidc_provider.issuer} rejected the client credentials of `{client_id}` "
+        "(unauthorized_client: Invalid client or Invalid client credentials). Check `client_id` and `client_secret` "
+        "under [sources.stac.credentials] in .dlt/secrets.toml."
+    )
+
+
+def test_a_static_access_token_is_sent_as_it_is_and_a_refused_one_is_explained(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    oidc_provider.start_session()
+    valid = oidc_provider.issued.access_tokens[-1]
+    duckdb_pipeline.run(stac(url=auth_proxy.url, collections=["joplin"],
+                             credentials=credentials(oidc_provider, access_token=valid)))  # fmt: skip
+    assert len(loaded_ids(duckdb_pipeline)["joplin"]) == 30
+    assert oidc_provider.issued.grants["refresh_token"] == 0
+
+    oidc_provider.settings.wrong_audience_tokens = 1
+    oidc_provider.start_session()
+    with pytest.raises(StaticTokenRefused) as refused:
+        stac(
+            url=auth_proxy.url,
+            credentials=credentials(oidc_provider, access_token=oidc_provider.issued.access_tokens[-1]),
+        )
+    assert str(refused.value).startswith(
+        f"The STAC API refused the configured `access_token` at {auth_proxy.url} (HTTP 401): it may have expired, "
+        "and a static token cannot be renewed. Configure a `refresh_token` instead: run "
+        "`python pipelines/terrabyte_pipeline.py login`"
+    )
+
+
+def test_no_credentials_for_a_private_api_names_the_secret_and_the_login_command(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider
+) -> None:
+    with pytest.raises(AuthenticationRequired) as refused:
+        stac(url=auth_proxy.url, credentials=credentials(oidc_provider))
+
+    assert str(refused.value) == (
+        f"The STAC API answered HTTP 401 at {auth_proxy.url}: it needs a login, and no credentials are configured. "
+        "Run `python pipelines/terrabyte_pipeline.py login` once, or put a refresh token under "
+        "[sources.stac.credentials] `refresh_token` in .dlt/secrets.toml "
+        "(env SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN)."
+    )
+
+
+def test_a_revoked_refresh_token_says_to_log_in_again(auth_proxy: AuthProxy, oidc_provider: OidcTestProvider) -> None:
+    refresh_token = oidc_provider.start_session()
+    oidc_provider.revoke_sessions()
+
+    with pytest.raises(RefreshTokenRejected) as rejected:
+        stac(url=auth_proxy.url, credentials=credentials(oidc_provider, refresh_token=refresh_token))
+
+    assert str(rejected.value) == (
+        f"The identity provider {oidc_provider.issuer} rejected the refresh token from the configured "
+        "`refresh_token` (invalid_grant: Token is not active): it has expired or was revoked. Run "
+        "`python pipelines/terrabyte_pipeline.py login` again and, if the token came from .dlt/secrets.toml, "
+        "put the new one there."
+    )
+    assert refresh_token not in str(rejected.value)
+
+
+def test_a_fresh_token_refused_again_means_no_access(auth_proxy: AuthProxy, oidc_provider: OidcTestProvider) -> None:
+    refresh_token = oidc_provider.start_session()
+    oidc_provider.settings.wrong_audience_tokens = 2
+
+    with pytest.raises(AccessDenied) as denied:
+        stac(url=auth_proxy.url, credentials=credentials(oidc_provider, refresh_token=refresh_token))
+
+    assert str(denied.value) == (
+        f"The STAC API refused a freshly issued access token at {auth_proxy.url} (HTTP 401): your account has no "
+        "access to this API or collection. Check the URL and collection ids, or ask the API's operators for access."
+    )
+
+
+@pytest.fixture()
+def search_scoped_proxy(
+    tmp_path: Path, pgstac_server: PgstacServer, oidc_provider: OidcTestProvider
+) -> Iterator[AuthProxy]:
+    """A proxy where searching needs a scope that the provider never grants: 403 on /search."""
+    proxy = AuthProxy(tmp_path, pgstac_server.url, oidc_provider.discovery_url, search_needs_scope=True)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def test_a_forbidden_search_fails_the_run_with_a_clear_error(
+    search_scoped_proxy: AuthProxy, oidc_provider: OidcTestProvider, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    source = stac(url=search_scoped_proxy.url, collections=["joplin"],
+                  credentials=credentials(oidc_provider, refresh_token=oidc_provider.start_session()))  # fmt: skip
+
+    with pytest.raises(PipelineStepFailed) as failed:
+        duckdb_pipeline.run(source)
+
+    assert f"The STAC API refused a freshly issued access token at {search_scoped_proxy.url}/search (HTTP 403)" in str(
+        failed.value
+    )
+
+
+def test_the_token_cache_is_read_and_a_rotated_token_written_back(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, private_token_cache: Path, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    oidc_provider.settings.rotate_refresh_tokens = True
+    cache = TokenCacheFile(private_token_cache)
+    cache.set_refresh_token(cache_key(auth_proxy.url), "de.lrz.terrabyte.stac", oidc_provider.start_session())
+    cache.set_refresh_token("https://stac.example.org", "de.lrz.terrabyte.stac", "another-api's-token")
+
+    duckdb_pipeline.run(stac(url=auth_proxy.url, collections=["joplin"], credentials=credentials(oidc_provider)))
+
+    assert len(loaded_ids(duckdb_pipeline)["joplin"]) == 30
+    latest = oidc_provider.issued.refresh_tokens[-1]
+    assert cache.get_refresh_token(cache_key(auth_proxy.url), "de.lrz.terrabyte.stac") == latest
+    assert cache.get_refresh_token("https://stac.example.org", "de.lrz.terrabyte.stac") == "another-api's-token"
+    assert stat.S_IMODE(private_token_cache.stat().st_mode) == 0o600
+
+
+def test_a_token_cache_readable_by_others_is_refused(
+    private_token_cache: Path, oidc_provider: OidcTestProvider
+) -> None:
+    TokenCacheFile(private_token_cache).set_refresh_token("http://127.0.0.1:1", "de.lrz.terrabyte.stac", "secret")
+    private_token_cache.chmod(0o644)
+
+    with pytest.raises(TokenCacheNotPrivate) as refused:
+        stac(url="http://127.0.0.1:1", credentials=credentials(oidc_provider))
+
+    assert str(refused.value).startswith(
+        f"The refresh token cache {private_token_cache} is readable by others (mode 644)"
+    )
+
+
+@pytest.fixture()
+def api_with_a_foreign_next_link() -> Iterator[tuple[RecordingApi, RecordingApi]]:
+    """An API whose first search page links to a page on another host (another port of 127.0.0.1)."""
+    api, foreign = RecordingApi(), RecordingApi()
+    api.start()
+    foreign.start()
+    item: dict[str, Any] = {"type": "Feature", "stac_version": "1.0.0", "collection": "c", "geometry": None}
+    item |= {"links": [], "assets": {}, "properties": {"datetime": "2024-01-01T00:00:00Z"}}
+    api.documents = {
+        "/": {"type": "Catalog", "id": "api", "description": "", "stac_version": "1.0.0",
+              "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
+              "links": [{"rel": "search", "href": f"{api.url}/search", "type": "application/geo+json"}]},
+        "/collections": {"collections": [{"id": "c", "type": "Collection", "links": []}], "links": []},
+        "/search": {"type": "FeatureCollection", "features": [{**item, "id": "first"}],
+                    "links": [{"rel": "next", "href": f"{foreign.url}/search?page=2", "method": "GET"}]},
+    }  # fmt: skip
+    foreign.documents = {"/search?page=2": {"type": "FeatureCollection", "features": [{**item, "id": "second"}]}}
+    yield api, foreign
+    api.stop()
+    foreign.stop()
+
+
+def test_the_token_goes_to_the_api_origin_only(
+    api_with_a_foreign_next_link: tuple[RecordingApi, RecordingApi], duckdb_pipeline: dlt.Pipeline
+) -> None:
+    api, foreign = api_with_a_foreign_next_link
+
+    duckdb_pipeline.run(stac(url=api.url, credentials=StacApiCredentials(access_token="static-secret")))
+
+    assert loaded_ids(duckdb_pipeline) == {"c": {"first", "second"}}
+    assert {header for _, _, header in api.received} == {"Bearer static-secret"}
+    assert foreign.received == [("GET", "/search?page=2", None)]
+
+
+def run_login(tmp_path: Path, provider: OidcTestProvider, api_url: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "SOURCES__STAC__CREDENTIALS__ISSUER": provider.issuer, "DLT_DATA_DIR": str(tmp_path)}
+    return subprocess.Popen([sys.executable, str(PIPELINE), "login", "--url", api_url, *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def pending_user_code(provider: OidcTestProvider, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not provider.devices:
+        assert time.monotonic() < deadline, "login never asked for a device code"
+        time.sleep(0.05)
+    return next(iter(provider.devices.values())).user_code
+
+
+def test_login_approved_stores_the_token_for_runs_and_terrapi(
+    auth_proxy: AuthProxy,
+    oidc_provider: OidcTestProvider,
+    private_token_cache: Path,
+    tmp_path: Path,
+    duckdb_pipeline: dlt.Pipeline,
+) -> None:
+    login = run_login(tmp_path, oidc_provider, auth_proxy.url)
+    user_code = pending_user_code(oidc_provider)
+    oidc_provider.decide(user_code, "approved")
+    out, err = login.communicate(timeout=60)
+
+    assert login.returncode == 0, err
+    refresh_token = oidc_provider.issued.refresh_tokens[-1]
+    assert f"enter the code {user_code}" in out and f"user_code={user_code}" in out
+    assert refresh_token not in out and "--show-refresh-token" in out
+    assert stat.S_IMODE(private_token_cache.stat().st_mode) == 0o600
+    cached = TokenCacheFile(private_token_cache).get_refresh_token(cache_key(auth_proxy.url), "de.lrz.terrabyte.stac")
+    assert cached == refresh_token
+    duckdb_pipeline.run(stac(url=auth_proxy.url, collections=["joplin"], credentials=credentials(oidc_provider)))
+    assert len(loaded_ids(duckdb_pipeline)["joplin"]) == 30
+
+
+def test_login_prints_the_token_only_when_asked(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, tmp_path: Path
+) -> None:
+    login = run_login(tmp_path, oidc_provider, auth_proxy.url, "--show-refresh-token")
+    oidc_provider.decide(pending_user_code(oidc_provider), "approved")
+    out, _ = login.communicate(timeout=60)
+
+    assert f'refresh_token = "{oidc_provider.issued.refresh_tokens[-1]}"' in out
+
+
+def test_login_denied_in_the_browser(auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, tmp_path: Path) -> None:
+    login = run_login(tmp_path, oidc_provider, auth_proxy.url)
+    oidc_provider.decide(pending_user_code(oidc_provider), "denied")
+    _, err = login.communicate(timeout=60)
+
+    assert login.returncode == 1
+    assert err == "error: Login failed: the login was denied in the browser. Run login again to retry.\n"
+
+
+def test_login_not_approved_in_time(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, tmp_path: Path, private_token_cache: Path
+) -> None:
+    oidc_provider.settings.device_code_lifetime_s = 2
+    login = run_login(tmp_path, oidc_provider, auth_proxy.url)
+    user_code = pending_user_code(oidc_provider)
+    _, err = login.communicate(timeout=60)
+
+    assert login.returncode == 1
+    assert err == (
+        f"error: Login failed: the code {user_code} expired before it was approved. Run login again and approve it "
+        "within 2 s.\n"
+    )
+    assert not private_token_cache.exists()
+
+
+def test_login_polls_more_slowly_when_told_to(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, tmp_path: Path
+) -> None:
+    oidc_provider.settings.slow_down_polls = 1
+    login = run_login(tmp_path, oidc_provider, auth_proxy.url)
+    oidc_provider.decide(pending_user_code(oidc_provider), "approved")
+    login.communicate(timeout=60)
+
+    assert login.returncode == 0
+    first, second = oidc_provider.issued.poll_times[:2]
+    assert second - first >= 1 + 5, "after slow_down the interval grows by 5 s"
+    assert oidc_provider.issued.grants["urn:ietf:params:oauth:grant-type:device_code"] == 2
