@@ -16,9 +16,10 @@ from dlt.sources import DltResource
 
 from sources.stac.api import StacApi
 from sources.stac.auth import StacApiCredentials, authorizer_for
-from sources.stac.extract import REJECTED_ITEMS_TABLE, rows_of_pages
+from sources.stac.extract import REJECTED_ITEMS_TABLE, tables_of_pages
 from sources.stac.rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
 from sources.stac.searches import NamedSearch, checked_search
+from sources.stac.tables import ItemTables, quiet_json_text_hints
 from sources.stac.settings import window_settings
 from sources.stac.stac_io import stac_api_io
 from sources.stac.windows import Cursor, WindowFilter, WindowSettings, plan_window
@@ -65,6 +66,7 @@ def stac(
         credentials: How to sign in, from `[sources.stac.credentials]` in `.dlt/secrets.toml`; with none
             configured, the refresh token that `login` cached for this API, else anonymous.
     """
+    quiet_json_text_hints()
     authorizer = authorizer_for(url, credentials, timeout)
     api = StacApi.open(url, stac_api_io(url, authorizer, max_retries, backoff_factor, timeout))
     settings = window_settings(since, until, lag, allow_external_schedulers)
@@ -109,11 +111,12 @@ def items(api: StacApi, selected: list[str], settings: WindowSettings, page_size
     later starts it from its own initial value and never moves another's cursor.
     """
     cursors = dlt.current.resource_state().setdefault("cursors", {})
+    tables = ItemTables()
     for collection_id in selected:
         cursor = Cursor.from_state(cursors.get(collection_id))
         window = plan_window(cursor, settings)
         search = api.search(collections=[collection_id], datetime=window.as_search_datetime(), limit=page_size)
-        yield from rows_of_pages(api.search_pages(search), WindowFilter(window, cursor), collection_id)
+        yield from tables_of_pages(api.search_pages(search), WindowFilter(window, cursor), tables, collection_id)
         if not window.stateless and cursor.value is not None:
             cursors[collection_id] = cursor.to_state()
 
@@ -126,7 +129,7 @@ def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings)
         cursor = Cursor.from_state(state.get("cursor"))
         window = search.window(plan_window(cursor, settings))
         pages = api.search_pages(search.request(api, window))
-        yield from rows_of_pages(pages, WindowFilter(window, cursor), max_items=search.max_items)
+        yield from tables_of_pages(pages, WindowFilter(window, cursor), ItemTables(), max_items=search.max_items)
         if not window.stateless and cursor.value is not None:
             state["cursor"] = cursor.to_state()
 
