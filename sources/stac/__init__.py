@@ -19,9 +19,9 @@ from sources.stac.auth import StacApiCredentials, authorizer_for
 from sources.stac.extract import REJECTED_ITEMS_TABLE, tables_of_pages
 from sources.stac.rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
 from sources.stac.searches import NamedSearch, checked_search
-from sources.stac.tables import ItemTables, quiet_json_text_hints
 from sources.stac.settings import window_settings
 from sources.stac.stac_io import stac_api_io
+from sources.stac.tables import ItemTables, quiet_json_text_hints
 from sources.stac.windows import Cursor, WindowFilter, WindowSettings, plan_window
 
 ITEM_KEY = ("collection", "id")

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import orjson
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped]
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from sources.stac.rows import ITEM_COLUMNS, TIMESTAMP_PROPERTIES
