@@ -96,7 +96,12 @@ def show_device_instructions(authorization: DeviceAuthorization) -> None:
 
 def login(argv: list[str]) -> int:
     args = parse_login_args(argv)
-    url = args.url or dlt.config["sources.stac.url"]
+    url = args.url or dlt.config.get("sources.stac.url")
+    if not url:
+        print(
+            "error: no STAC API to log in to: pass --url or set [sources.stac] url in .dlt/config.toml", file=sys.stderr
+        )
+        return 1
     credentials = resolve_configuration(StacApiCredentials(), sections=("sources", "stac"))
     try:
         cache = login_and_cache(url, credentials, show_device_instructions)

@@ -67,15 +67,18 @@ def test_a_long_load_renews_short_lived_tokens_before_they_expire_and_leaks_none
     sample_catalog: CatalogFolder,
     duckdb_pipeline: dlt.Pipeline,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     oidc_provider.settings.access_token_lifetime_s = 5
-    refresh_token = oidc_provider.start_session()
+    monkeypatch.setenv("SOURCES__STAC__CREDENTIALS__ISSUER", oidc_provider.issuer)
+    monkeypatch.setenv("SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN", oidc_provider.start_session())
     refusals_before = refusals_logged_by(auth_proxy)
     caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(logging.getLogger("dlt"), "handlers", [caplog.handler])  # dlt's logger does not propagate
+    monkeypatch.setattr(logging.getLogger("dlt"), "level", logging.DEBUG)
 
     started = time.monotonic()
-    source = stac(url=auth_proxy.url, page_size=1, credentials=credentials(oidc_provider, refresh_token=refresh_token))
-    duckdb_pipeline.run(source)
+    duckdb_pipeline.run(stac(url=auth_proxy.url, page_size=1))  # credentials resolved by dlt, as in a real run
     elapsed = time.monotonic() - started
 
     assert loaded_ids(duckdb_pipeline) == sample_catalog.item_ids_by_collection()
@@ -84,7 +87,7 @@ def test_a_long_load_renews_short_lived_tokens_before_they_expire_and_leaks_none
     assert refusals_logged_by(auth_proxy) == refusals_before, "every token was renewed before it expired"
     secrets = [*oidc_provider.issued.access_tokens, *oidc_provider.issued.refresh_tokens]
     folder, logs, tables = strings_in_pipeline_folder(duckdb_pipeline), caplog.text, destination_text(duckdb_pipeline)
-    assert logs and tables and folder
+    assert "dlt" in logs and "pystac_client" in logs and tables and folder
     for secret in secrets:
         assert secret.encode() not in folder and secret not in logs and secret not in tables
 
@@ -183,8 +186,8 @@ def test_a_revoked_refresh_token_says_to_log_in_again(auth_proxy: AuthProxy, oid
     assert str(rejected.value) == (
         f"The identity provider {oidc_provider.issuer} rejected the refresh token from the configured "
         "`refresh_token` (invalid_grant: Token is not active): it has expired or was revoked. Run "
-        "`python pipelines/terrabyte_pipeline.py login` again and, if the token came from .dlt/secrets.toml, "
-        "put the new one there."
+        "`python pipelines/terrabyte_pipeline.py login --show-refresh-token` and replace the configured "
+        "`refresh_token` with the new one."
     )
     assert refresh_token not in str(rejected.value)
 
@@ -197,8 +200,8 @@ def test_a_fresh_token_refused_again_means_no_access(auth_proxy: AuthProxy, oidc
         stac(url=auth_proxy.url, credentials=credentials(oidc_provider, refresh_token=refresh_token))
 
     assert str(denied.value) == (
-        f"The STAC API refused a freshly issued access token at {auth_proxy.url} (HTTP 401): your account has no "
-        "access to this API or collection. Check the URL and collection ids, or ask the API's operators for access."
+        f"The STAC API refused access at {auth_proxy.url} (HTTP 401) with a current access token: your account has "
+        "no access to this API or collection. Check the URL and collection ids, or ask the API's operators for access."
     )
 
 
@@ -222,9 +225,8 @@ def test_a_forbidden_search_fails_the_run_with_a_clear_error(
     with pytest.raises(PipelineStepFailed) as failed:
         duckdb_pipeline.run(source)
 
-    assert f"The STAC API refused a freshly issued access token at {search_scoped_proxy.url}/search (HTTP 403)" in str(
-        failed.value
-    )
+    refusal = f"The STAC API refused access at {search_scoped_proxy.url}/search (HTTP 403) with a current access token"
+    assert refusal in str(failed.value)
 
 
 def test_the_token_cache_is_read_and_a_rotated_token_written_back(
@@ -290,6 +292,22 @@ def test_the_token_goes_to_the_api_origin_only(
     assert loaded_ids(duckdb_pipeline) == {"c": {"first", "second"}}
     assert {header for _, _, header in api.received} == {"Bearer static-secret"}
     assert foreign.received == [("GET", "/search?page=2", None)]
+
+
+def test_a_refusal_from_another_origin_says_the_token_was_withheld(
+    api_with_a_foreign_next_link: tuple[RecordingApi, RecordingApi], duckdb_pipeline: dlt.Pipeline
+) -> None:
+    api, foreign = api_with_a_foreign_next_link
+    foreign.documents = {"/search?page=2": (401, {"detail": "Not authenticated"})}
+
+    with pytest.raises(PipelineStepFailed) as failed:
+        duckdb_pipeline.run(stac(url=api.url, credentials=StacApiCredentials(access_token="static-secret")))
+
+    assert (
+        f"The STAC API at {api.url} links to {foreign.url}/search?page=2, on another origin, which answered HTTP 401."
+        in str(failed.value)
+    )
+    assert "static-secret" not in str(failed.value)
 
 
 def run_login(tmp_path: Path, provider: OidcTestProvider, api_url: str, *args: str) -> subprocess.Popen[str]:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import dlt
@@ -29,6 +25,7 @@ from tests.stack import CatalogFolder, PgstacServer, RustacServer
 from tests.stack.fault_proxy import FaultProxy, Faults
 from tests.stack.pgstac import DATABASE
 from tests.stack.processes import free_port
+from tests.stack.recording_api import RecordingApi
 
 FAST_RETRIES: dict[str, Any] = {"max_retries": 4, "backoff_factor": 0.01, "timeout": 10.0}
 
@@ -54,11 +51,6 @@ def test_unknown_collection_names_the_existing_ones(rustac_server: RustacServer)
     )
 
 
-class QuietFileHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 def test_a_since_that_is_no_timestamp_is_named(rustac_server: RustacServer) -> None:
     with pytest.raises(StacSourceError) as raised:
         stac(url=rustac_server.url, since="last tuesday")
@@ -68,28 +60,26 @@ def test_a_since_that_is_no_timestamp_is_named(rustac_server: RustacServer) -> N
 
 
 @pytest.fixture()
-def features_only_api(tmp_path: Path) -> Iterator[str]:
-    """A static STAC API snapshot served as files: core and collections conformance, no item search."""
-    landing = {
-        "type": "Catalog",
-        "id": "static",
-        "description": "a static snapshot",
-        "stac_version": "1.0.0",
-        "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/collections"],
-        "links": [],
+def features_only_api() -> Iterator[str]:
+    """A static STAC API snapshot: core and collections conformance, no item search."""
+    api = RecordingApi()
+    api.documents = {
+        "/": {
+            "type": "Catalog",
+            "id": "static",
+            "description": "a static snapshot",
+            "stac_version": "1.0.0",
+            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/collections"],
+            "links": [],
+        },
+        "/collections": {
+            "collections": [{"type": "Collection", "id": "static-one", "links": [], "stac_version": "1.0.0"}],
+            "links": [],
+        },
     }
-    (tmp_path / "index.html").write_text(json.dumps(landing))
-    collection = {"type": "Collection", "id": "static-one", "links": [], "stac_version": "1.0.0"}
-    (tmp_path / "collections").write_text(json.dumps({"collections": [collection], "links": []}))
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", free_port()), functools.partial(QuietFileHandler, directory=str(tmp_path))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    api.start()
+    yield f"{api.url}/"
+    api.stop()
 
 
 def test_search_needs_item_search_conformance(features_only_api: str, duckdb_pipeline: dlt.Pipeline) -> None:

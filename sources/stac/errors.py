@@ -66,8 +66,17 @@ class AuthenticationRequired(StacSourceError):
 class AccessDenied(StacSourceError):
     def __init__(self, url: str, status: int) -> None:
         super().__init__(
-            f"The STAC API refused a freshly issued access token at {url} (HTTP {status}): your account has no "
+            f"The STAC API refused access at {url} (HTTP {status}) with a current access token: your account has no "
             "access to this API or collection. Check the URL and collection ids, or ask the API's operators for access."
+        )
+
+
+class LinkToAnotherOriginRefused(StacSourceError):
+    def __init__(self, url: str, api_url: str, status: int) -> None:
+        super().__init__(
+            f"The STAC API at {api_url} links to {url}, on another origin, which answered HTTP {status}. The access "
+            "token goes to the API's own origin (scheme, host and port) only; if that link is the same API under "
+            "another address, use that address as `url`."
         )
 
 
@@ -81,11 +90,15 @@ class StaticTokenRefused(StacSourceError):
 
 
 class RefreshTokenRejected(StacSourceError):
-    def __init__(self, issuer: str, origin: str, description: str) -> None:
+    def __init__(self, issuer: str, origin: str, description: str, configured: bool) -> None:
+        what_to_do = (
+            f"Run `{LOGIN_COMMAND} --show-refresh-token` and replace the configured `refresh_token` with the new one."
+            if configured
+            else f"Run `{LOGIN_COMMAND}` again."
+        )
         super().__init__(
             f"The identity provider {issuer} rejected the refresh token from {origin} (invalid_grant: {description}): "
-            f"it has expired or was revoked. Run `{LOGIN_COMMAND}` again and, if the token came from "
-            ".dlt/secrets.toml, put the new one there."
+            f"it has expired or was revoked. {what_to_do}"
         )
 
 
@@ -109,6 +122,13 @@ class IdentityProviderError(StacSourceError):
 class LoginFailed(StacSourceError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"Login failed: {reason}")
+
+
+class TokenCacheUnreadable(StacSourceError):
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"The refresh token cache {path} cannot be read ({reason}). Remove it and run `{LOGIN_COMMAND}` again."
+        )
 
 
 class TokenCacheNotPrivate(StacSourceError):

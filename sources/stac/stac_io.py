@@ -10,15 +10,17 @@ from pystac_client.stac_api_io import StacApiIO
 from urllib3 import Retry
 
 from sources.stac.auth import Authorizer, mount_bearer_adapter
-from sources.stac.errors import StacSourceError
+from sources.stac.auth.transport import origin_of
+from sources.stac.errors import LinkToAnotherOriginRefused, StacSourceError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 REFUSAL_STATUSES = (401, 403)
 
 
 class SignedStacApiIO(StacApiIO):
-    def __init__(self, authorizer: Authorizer, **kwargs: Any) -> None:
+    def __init__(self, api_url: str, authorizer: Authorizer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.api_url = api_url
         self.authorizer = authorizer
 
     def request(
@@ -34,6 +36,8 @@ class SignedStacApiIO(StacApiIO):
             if isinstance(error.__context__, StacSourceError):  # raised while signing, e.g. a revoked refresh token
                 raise error.__context__ from None
             status = getattr(error, "status_code", None)
+            if status in REFUSAL_STATUSES and origin_of(href) != origin_of(self.api_url):
+                raise LinkToAnotherOriginRefused(href, self.api_url, status) from None
             if status in REFUSAL_STATUSES:
                 raise self.authorizer.refusal(href, status) from None
             raise
@@ -56,6 +60,6 @@ def stac_api_io(
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    io = SignedStacApiIO(authorizer, max_retries=retry, timeout=timeout_s)
+    io = SignedStacApiIO(api_url, authorizer, max_retries=retry, timeout=timeout_s)
     mount_bearer_adapter(io.session, api_url, authorizer, max_retries=retry)
     return io

@@ -1,6 +1,7 @@
 """A minimal STAC API in a thread that serves fixed JSON documents and records the headers it received.
 
-For what a real server will not do on request: a page whose `next` link leads to another host.
+For what a real server will not do on request: a page whose `next` link leads to another host, or an API
+without item search.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 class RecordingApi:
     def __init__(self) -> None:
         self.documents: dict[str, Any] = {}
-        """JSON answered per path (query string included), for GET and POST alike."""
+        """JSON answered per path (query string included), for GET and POST alike; `(status, JSON)` for another
+        status than 200."""
         self.received: list[tuple[str, str, str | None]] = []
         """(method, path, Authorization header) of every request."""
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -30,6 +32,7 @@ class RecordingApi:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join()
 
 
 def _handler_for(api: RecordingApi) -> type[BaseHTTPRequestHandler]:
@@ -43,9 +46,10 @@ def _handler_for(api: RecordingApi) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self) -> None:
             api.received.append((self.command, self.path, self.headers.get("Authorization")))
-            document = api.documents.get(self.path)
-            payload = json.dumps(document if document is not None else {"detail": "not found"}).encode()
-            self.send_response(200 if document is not None else 404)
+            document = api.documents.get(self.path, (404, {"detail": "not found"}))
+            status, body = document if isinstance(document, tuple) else (200, document)
+            payload = json.dumps(body).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 RENEWAL_LEAD_MAX_S = 60.0
 """A token is renewed when a quarter of its lifetime is left, but at most this many seconds before it expires."""
+CLAIM_RESOLUTION_S = 1.0
+"""`iat` and `exp` are whole seconds, so a token may expire up to this much before its lifetime says."""
 
 
 class Authorizer(Protocol):
@@ -112,7 +114,7 @@ class RenewingToken:
         tokens = self._grant()
         lifetime = token_lifetime_s(tokens)
         self._token = tokens.access_token
-        lead = min(RENEWAL_LEAD_MAX_S, lifetime / 4) if lifetime else 0.0
+        lead = min(RENEWAL_LEAD_MAX_S, lifetime / 4) + CLAIM_RESOLUTION_S if lifetime else 0.0
         self._renew_at = received_at + lifetime - lead if lifetime else float("inf")
         logger.info("got a new access token, valid for %s s", f"{lifetime:.0f}" if lifetime else "an unknown time")
 
@@ -132,12 +134,19 @@ class RefreshTokenGrant:
             tokens = self._provider.refresh(self._refresh_token)
         except TokenEndpointError as error:
             if error.error == "invalid_grant":
-                raise RefreshTokenRejected(self._provider.issuer, self._origin, error.description) from None
+                configured = self._cache is None
+                raise RefreshTokenRejected(self._provider.issuer, self._origin, error.description, configured) from None
             raise IdentityProviderError(self._provider.issuer, f"the token endpoint answered {error}") from None
         if tokens.refresh_token and tokens.refresh_token != self._refresh_token:
             self._refresh_token = tokens.refresh_token
             if self._cache is not None:
                 self._cache.put(tokens.refresh_token)
+            else:
+                logger.warning(
+                    "%s rotated the configured refresh token; if it revokes used ones, later runs will be refused: "
+                    "use the token cache (`login`) instead of a configured `refresh_token`",
+                    self._provider.issuer,
+                )
         return tokens
 
 

@@ -2,7 +2,8 @@
 
 `refresh-tokens.json` in terrapi's user data folder, private to the user (mode 0600), laid out as
 `{"<scheme://host of the STAC API>": {"<client id>": {"date": "<RFC 3339>", "refresh_token": "<token>"}}}`.
-Through terrapi's own store when terrapi is installed, else read and written here the same way.
+When terrapi is installed, its own store says where the file is; reading and writing happen here either way,
+because terrapi writes the file before it restricts its mode.
 """
 
 from __future__ import annotations
@@ -10,24 +11,16 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
-from sources.stac.errors import TokenCacheNotPrivate
+from sources.stac.errors import TokenCacheNotPrivate, TokenCacheUnreadable
 
 APP_FOLDER = "terrabyte_auth"
 FILE_NAME = "refresh-tokens.json"
-
-
-class RefreshTokenStore(Protocol):
-    @property
-    def path(self) -> Path: ...
-
-    def get_refresh_token(self, issuer: str, client_id: str) -> str | None: ...
-
-    def set_refresh_token(self, issuer: str, client_id: str, refresh_token: str) -> None: ...
 
 
 def cache_key(api_url: str) -> str:
@@ -55,19 +48,27 @@ def data_folder() -> Path:
 class TokenCacheFile:
     """The cache file read and written as terrapi does, written atomically and never readable by others."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or data_folder() / FILE_NAME
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     def get_refresh_token(self, issuer: str, client_id: str) -> str | None:
-        entry = self._load().get(issuer.rstrip("/"), {}).get(client_id, {})
+        entry = self._clients(self._load(), issuer).get(client_id)
         token = entry.get("refresh_token") if isinstance(entry, dict) else None
         return token if isinstance(token, str) and token else None
 
     def set_refresh_token(self, issuer: str, client_id: str, refresh_token: str) -> None:
         data = self._load()
         date = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-        data.setdefault(issuer.rstrip("/"), {})[client_id] = {"date": date, "refresh_token": refresh_token}
+        data[issuer.rstrip("/")] = {
+            **self._clients(data, issuer),
+            client_id: {"date": date, "refresh_token": refresh_token},
+        }
         self._write(data)
+
+    @staticmethod
+    def _clients(data: dict[str, Any], issuer: str) -> dict[str, Any]:
+        clients = data.get(issuer.rstrip("/"))
+        return clients if isinstance(clients, dict) else {}
 
     def _load(self) -> dict[str, Any]:
         if not self.path.exists():
@@ -75,34 +76,46 @@ class TokenCacheFile:
         mode = stat.S_IMODE(self.path.stat().st_mode)
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise TokenCacheNotPrivate(str(self.path), mode)
-        data = json.loads(self.path.read_text(encoding="utf8") or "{}")
-        return data if isinstance(data, dict) else {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf8") or "{}")
+        except (ValueError, OSError) as error:
+            raise TokenCacheUnreadable(str(self.path), type(error).__name__) from None
+        if not isinstance(data, dict):
+            raise TokenCacheUnreadable(str(self.path), "not a JSON object")
+        return data
 
     def _write(self, data: dict[str, Any]) -> None:
+        """Writes a private temporary file beside the cache and renames it over the cache: never a moment when the
+        token is readable by others or the file half written."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf8") as file:
-            json.dump(data, file, indent=2)
-        os.replace(partial, self.path)
+        descriptor, partial = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)  # mode 0600
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf8") as file:
+                json.dump(data, file, indent=2)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, self.path)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
 
 
-def token_store() -> RefreshTokenStore:
-    """terrapi's own store when terrapi is installed, else the file handled here."""
+def cache_file_path() -> Path:
+    """Where terrapi's own store keeps the file when terrapi is installed, else where terrapi would."""
     try:
-        from terrapi.auth.config import RefreshTokenStore as TerrapiStore  # type: ignore[import-not-found]
+        from terrapi.auth.config import RefreshTokenStore  # type: ignore[import-not-found]
     except ImportError:
-        return TokenCacheFile()
-    return TerrapiStore()  # type: ignore[no-any-return]
+        return data_folder() / FILE_NAME
+    return Path(RefreshTokenStore().path)
 
 
 class TokenCache:
     """The cached refresh token of one API and client."""
 
-    def __init__(self, api_url: str, client_id: str, store: RefreshTokenStore | None = None) -> None:
+    def __init__(self, api_url: str, client_id: str, store: TokenCacheFile | None = None) -> None:
         self.key = cache_key(api_url)
         self.client_id = client_id
-        self.store = store or token_store()
+        self.store = store or TokenCacheFile(cache_file_path())
 
     def get(self) -> str | None:
         return self.store.get_refresh_token(self.key, self.client_id)
