@@ -6,10 +6,12 @@ SERVER_VENV := .venv-server
 DATA ?= tests/data/stac
 PORT ?= 8081
 PYTEST_ARGS ?=
+ITEMS ?= 10000
+RUNS ?= 3
 # The main job's dlt state lives in the project, so that each clone has its own.
 export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 
-.PHONY: run test stack-up stack-down dashboard clean
+.PHONY: run test stack-up stack-down dashboard bench clean
 
 ## run: serve the sample data with the light local server and run the main pipeline into DuckDB
 run: $(VENV)/.installed-demo
@@ -32,6 +34,11 @@ stack-down: $(VENV)/.installed-demo
 ## dashboard: dlt's dashboard (marimo) of the main job's runs, on 127.0.0.1:2718
 dashboard: $(VENV)/.installed-demo
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dlt pipeline terrabyte show
+
+## bench: load $(ITEMS) items from a local stac-fastapi-pgstac with ours and its peers, $(RUNS) times (bench/README.md)
+bench: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
+	$(PY) -m tests.stack require-postgres
+	$(PY) -m bench --items $(ITEMS) --runs $(RUNS)
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
