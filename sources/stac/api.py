@@ -20,7 +20,7 @@ from pystac_client.stac_api_io import StacApiIO
 from pystac_client.warnings import DoesNotConformTo
 
 from sources.stac.errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
-from sources.stac.paging import Page, iter_pages
+from sources.stac.paging import Page, iter_pages, prefetched
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
 
@@ -93,7 +93,10 @@ class StacApi:
             return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
 
     def search_pages(self, search: ItemSearch) -> Iterator[Page]:
-        return iter_pages(self.stac_io, search.url, "features", method="POST", parameters=search.get_parameters())
+        """The search's pages, each fetched while the one before it is being loaded."""
+        return prefetched(
+            iter_pages(self.stac_io, search.url, "features", method="POST", parameters=search.get_parameters())
+        )
 
     def queryables(self) -> dict[str, Any]:
         self.require(ConformanceClasses.FILTER, "reading queryables")

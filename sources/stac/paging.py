@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pystac import Link
@@ -60,3 +62,47 @@ def iter_pages(
             raise BadPage(url, f"its next link repeats a page already read ({link.get('href')})")
         seen.add(fingerprint)
         request, url = Link.from_dict(link), str(link.get("href"))
+
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Yields what `items` yields, read ahead by up to `depth` in a thread of its own.
+
+    The server prepares the next page while this process shapes and writes the last one, so a load
+    waits on the server only when it is slower than everything else. Order and errors are kept; an
+    early stop ends the thread.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stopped.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read_ahead() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(_DONE)
+        except BaseException as error:  # handed to the consumer, which raises it
+            offer(error)
+
+    reader = threading.Thread(target=read_ahead, name="stac-page-prefetch", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopped.set()
+        reader.join()
