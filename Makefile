@@ -37,7 +37,7 @@ dashboard: $(VENV)/.installed-demo
 
 ## bench: load $(ITEMS) items from a local stac-fastapi-pgstac with ours and its peers, $(RUNS) times (bench/README.md)
 bench: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
-	$(PY) -m tests.stack require-postgres
+	$(PY) -m tests.stack require-postgres >&2
 	$(PY) -m bench --items $(ITEMS) --runs $(RUNS)
 
 $(VENV)/bin/python:

@@ -56,7 +56,7 @@ def report(runs: Runs, data: BenchData, stack: BenchStack, options: Options, rss
 def label(key: str, runs: Runs, options: Options) -> str:
     page_size = runs[0]["d-duckdb"].report["page_size"]
     peers = f"limit {options.peer_limit}"
-    cap = f", capped at {options.rest_api_max_items} items" if options.rest_api_max_items else ""
+    cap = f", capped at ~{options.rest_api_max_items} items (whole pages)" if options.rest_api_max_items else ""
     return {
         "a": f"a. pystac-client `items_as_dicts`, {runs[0]['a'].report['method']} /search, {peers}",
         "b": f"b. dlt rest_api -> DuckDB, /collections/{{id}}/items, {peers}{cap}",

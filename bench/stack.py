@@ -63,15 +63,17 @@ def bench_stack(data: BenchData, port: int, workers: int, keep: bool) -> Iterato
     that ended without an error.
     """
     url = f"http://127.0.0.1:{port}"
-    if port_is_taken(port):
-        if serves_exactly(url, data.items_by_collection):
-            log(f"reusing the stack at {url}, which serves exactly the {data.items} items")
-            workdir = stack_workdir(port)
-            yield BenchStack(url, running_cluster(workdir), running_workers(workdir), True, 0.0)
-            return
+    if port_is_taken(port) and serves_exactly(url, data.items_by_collection):
+        log(f"reusing the stack at {url}, which serves exactly the {data.items} items")
+        workdir = stack_workdir(port)
+        yield BenchStack(url, running_cluster(workdir), running_workers(workdir), True, 0.0)
+        return
+    if port_is_taken(port) or stack_workdir(port).exists():
+        log(f"port {port} is taken or {stack_workdir(port)} exists (another stack, or a stale one); using a free port")
         port = free_port()
-        log(f"{url} serves other items; starting a stack on port {port} instead")
-    workdir = new_stack_workdir(port)
+    workdir = stack_workdir(port)
+    workdir.mkdir()  # before `try`: if the folder is another stack's, it must fail without removing it
+    workdir.chmod(0o755)  # the cluster runs as the `postgres` user when we are root
     server = PgstacServer(workdir, data.catalog, port=port, workers=workers)
     log(f"starting stac-fastapi-pgstac on port {port} ({workers} worker(s)) with {data.items} items ...")
     started = time.monotonic()
@@ -88,16 +90,6 @@ def bench_stack(data: BenchData, port: int, workers: int, keep: bool) -> Iterato
         else:
             server.stop()
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def new_stack_workdir(port: int) -> Path:
-    """The folder where `python -m tests.stack up` keeps a stack, so that `down` can stop a kept one."""
-    workdir = stack_workdir(port)
-    if workdir.exists():
-        raise RuntimeError(f"{workdir} is left from an earlier stack; `make stack-down PORT={port}` first")
-    workdir.mkdir()
-    workdir.chmod(0o755)  # the cluster runs as the `postgres` user when we are root
-    return workdir
 
 
 def running_cluster(workdir: Path) -> PostgresCluster:
