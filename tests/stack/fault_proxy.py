@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
 
-from tests.stack.processes import free_port
+from tests.stack.local_http import LocalHttpServer, QuietJsonHandler
 
 HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "content-encoding", "keep-alive"}
 
@@ -43,35 +42,25 @@ class FaultProxy:
     def __init__(self, upstream: str, faults: Faults) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = faults
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.http = LocalHttpServer(self._handler())
+        self.url = self.http.url
 
     def __enter__(self) -> FaultProxy:
-        self.thread.start()
+        self.http.start()
         return self
 
     def __exit__(self, *_: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.http.stop()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[QuietJsonHandler]:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietJsonHandler):
             def do_GET(self) -> None:
                 self._forward()
 
             def do_POST(self) -> None:
                 self._forward()
-
-            def log_message(self, *_: Any) -> None:
-                pass
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

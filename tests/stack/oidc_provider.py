@@ -18,7 +18,6 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sources.stac.auth.credentials import TERRABYTE_CLIENT_ID
 from sources.stac.auth.oidc import DEVICE_CODE_GRANT
+from tests.stack.local_http import LocalHttpServer, QuietJsonHandler
 
 REALM = "/realms/test"
 ENDPOINTS = f"{REALM}/protocol/openid-connect"
@@ -104,23 +104,21 @@ class OidcTestProvider:
         self.devices: dict[str, DeviceLogin] = {}
         self.sessions: dict[str, Session] = {}
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LocalHttpServer(_handler_for(self))
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{REALM}"
+        return f"{self.http.url}{REALM}"
 
     @property
     def discovery_url(self) -> str:
         return f"{self.issuer}/.well-known/openid-configuration"
 
     def start(self) -> None:
-        self.thread.start()
+        self.http.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.stop()
 
     def reset(self) -> None:
         with self.lock:
@@ -256,38 +254,27 @@ class OidcTestProvider:
         return {**answer, "refresh_token": refresh_token} if refresh_token else answer
 
 
-def _handler_for(provider: OidcTestProvider) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler_for(provider: OidcTestProvider) -> type[QuietJsonHandler]:
+    class Handler(QuietJsonHandler):
         def do_GET(self) -> None:
             if self.path == f"{REALM}/.well-known/openid-configuration":
-                self._answer(200, provider.metadata())
+                self.send_json(200, provider.metadata())
             elif self.path == f"{ENDPOINTS}/certs":
-                self._answer(200, provider.jwks())
+                self.send_json(200, provider.jwks())
             else:
-                self._answer(404, {"error": "not_found"})
+                self.send_json(404, {"error": "not_found"})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             form = {key: values[0] for key, values in parse_qs(self.rfile.read(length).decode()).items()}
             try:
                 if self.path == f"{ENDPOINTS}/token":
-                    self._answer(200, provider.token(form))
+                    self.send_json(200, provider.token(form))
                 elif self.path == f"{ENDPOINTS}/auth/device":
-                    self._answer(200, provider.device_authorization(form))
+                    self.send_json(200, provider.device_authorization(form))
                 else:
-                    self._answer(404, {"error": "not_found"})
+                    self.send_json(404, {"error": "not_found"})
             except OAuthError as error:
-                self._answer(error.status, error.answer)
-
-        def _answer(self, status: int, body: dict[str, Any]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the tests read what was issued from `provider.issued`."""
+                self.send_json(error.status, error.answer)
 
     return Handler

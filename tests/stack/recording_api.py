@@ -6,10 +6,9 @@ without item search.
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.stack.local_http import LocalHttpServer, QuietJsonHandler
 
 
 class RecordingApi:
@@ -19,24 +18,18 @@ class RecordingApi:
         status than 200."""
         self.received: list[tuple[str, str, str | None]] = []
         """(method, path, Authorization header) of every request."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.http = LocalHttpServer(_handler_for(self))
+        self.url = self.http.url
 
     def start(self) -> None:
-        self.thread.start()
+        self.http.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.http.stop()
 
 
-def _handler_for(api: RecordingApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+def _handler_for(api: RecordingApi) -> type[QuietJsonHandler]:
+    class Handler(QuietJsonHandler):
         def do_GET(self) -> None:
             self._answer()
 
@@ -48,14 +41,6 @@ def _handler_for(api: RecordingApi) -> type[BaseHTTPRequestHandler]:
             api.received.append((self.command, self.path, self.headers.get("Authorization")))
             document = api.documents.get(self.path, (404, {"detail": "not found"}))
             status, body = document if isinstance(document, tuple) else (200, document)
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: tests read `api.received`."""
+            self.send_json(status, body)
 
     return Handler
