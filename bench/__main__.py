@@ -1,6 +1,6 @@
 """`make bench`: how fast our source loads a STAC API's items, against pystac-client, dlt's rest_api and rustac.
 
-    python -m bench [--items 10000] [--runs 3] [--port 8090] [--workers 1] [--page-size N] [--peer-limit 1000]
+    python -m bench [--items 10000] [--runs 3] [--port 8090] [--workers 4] [--page-size N] [--peer-limit 1000]
                     [--rest-api-max-items N] [--keep-stack] [--rss-baseline MB]
 
 Every option also reads a BENCH_* environment variable (BENCH_PORT, BENCH_WORKERS, ...). The results
@@ -39,7 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="repetitions of every contender (default 3)")
     parser.add_argument("--port", type=int, default=int(env("BENCH_PORT", "8090")), help="the stack's port")
     parser.add_argument(
-        "--workers", type=int, default=int(env("BENCH_WORKERS", "2")), help="uvicorn workers of a new stack"
+        "--workers", type=int, default=int(env("BENCH_WORKERS", "4")), help="uvicorn workers of a new stack"
     )
     parser.add_argument(
         "--page-size", type=int, default=optional_int(env("BENCH_PAGE_SIZE")), help="our page_size (default: ours)"

@@ -124,19 +124,25 @@ def our_items(url: str, destination: str, page_size: int | None, workdir: Path) 
         [(count, distinct)] = client.execute_sql(
             f"SELECT count(*), (SELECT count(*) FROM ({keys}) AS item_keys) FROM {items}"
         )
-    return {"items": count, "distinct": distinct, "loaded": loaded, "page_size": page_size or default_page_size()}
+    return {
+        "items": count,
+        "distinct": distinct,
+        "loaded": loaded,
+        "page_size": page_size or source_setting("page_size"),
+        "concurrency": source_setting("concurrency"),
+    }
 
 
-def default_page_size() -> int:
-    """The page size our source runs with when none is given: `[sources.stac] page_size`, else its default."""
+def source_setting(name: str) -> int:
+    """A setting our source runs with when the call does not give it: `[sources.stac] <name>`, else its default."""
     import inspect
 
     import dlt
 
     from sources.stac import stac
 
-    configured = dlt.config.get("sources.stac.page_size")
-    return int(configured or inspect.signature(stac).parameters["page_size"].default)
+    configured = dlt.config.get(f"sources.stac.{name}")
+    return int(configured or inspect.signature(stac).parameters[name].default)
 
 
 def dlt_pipeline(name: str, workdir: Path, destination: str = "duckdb") -> Any:

@@ -55,14 +55,15 @@ def report(runs: Runs, data: BenchData, stack: BenchStack, options: Options, rss
 
 def label(key: str, runs: Runs, options: Options) -> str:
     page_size = runs[0]["d-duckdb"].report["page_size"]
+    concurrency = runs[0]["d-duckdb"].report["concurrency"]
     peers = f"limit {options.peer_limit}"
     cap = f", capped at ~{options.rest_api_max_items} items (whole pages)" if options.rest_api_max_items else ""
     return {
         "a": f"a. pystac-client `items_as_dicts`, {runs[0]['a'].report['method']} /search, {peers}",
         "b": f"b. dlt rest_api -> DuckDB, /collections/{{id}}/items, {peers}{cap}",
         "c": f"c. rustac `search_to` -> stac-geoparquet per collection, {peers}",
-        "d-duckdb": f"d. ours -> DuckDB, page_size {page_size}",
-        "d-postgres": f"d. ours -> Postgres, page_size {page_size}",
+        "d-duckdb": f"d. ours -> DuckDB, page_size {page_size}, concurrency {concurrency}",
+        "d-postgres": f"d. ours -> Postgres, page_size {page_size}, concurrency {concurrency}",
         "e": "e. ours, incremental run after +1% new items -> DuckDB",
     }[key]
 

@@ -59,6 +59,13 @@ def test_a_since_that_is_no_timestamp_is_named(rustac_server: RustacServer) -> N
     )
 
 
+@pytest.mark.parametrize("setting", [{"concurrency": 0}, {"page_size": -5}, {"concurrency": "4"}])
+def test_a_count_below_one_or_not_a_number_is_named(setting: dict[str, Any], rustac_server: RustacServer) -> None:
+    [(key, value)] = setting.items()
+    with pytest.raises(StacSourceError, match=rf"^`{key}` must be a whole number of 1 or more, got {value!r}$"):
+        stac(url=rustac_server.url, **setting)
+
+
 @pytest.fixture()
 def features_only_api() -> Iterator[str]:
     """A static STAC API snapshot: core and collections conformance, no item search."""

@@ -5,11 +5,19 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from datetime import timedelta
+from typing import Any
 
 import dlt
 import pytest
 
 from sources.stac import stac
+from sources.stac.api import StacApi
+from sources.stac.auth.authorizers import Anonymous
+from sources.stac.rows import parse_timestamp
+from sources.stac.stac_io import stac_api_io
+from sources.stac.streams import CollectionWindow, collection_streams
+from sources.stac.windows import Cursor, Window, WindowFilter
 from tests.stac_helpers import (
     add_items,
     column_types,
@@ -21,6 +29,7 @@ from tests.stac_helpers import (
     rows_loaded,
 )
 from tests.stack import CatalogFolder, PgstacServer, RustacServer
+from tests.stack.recording_api import RecordingApi
 
 SAMPLE_TABLES = {"collections", "items"}
 
@@ -216,3 +225,99 @@ def test_an_external_schedulers_interval_is_a_stateless_window_when_allowed(
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip"]))  # not allowed: the whole history
     assert rows_loaded(duckdb_pipeline) == 1000
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1000,)]
+
+
+def at_seconds(item: dict[str, Any], item_id: str, seconds: int) -> dict[str, Any]:
+    """A copy of `item` with a new id and its datetime `seconds` after 2021-01-01T00:00:00Z."""
+    copied = copy.deepcopy(item)
+    copied["id"] = item_id
+    copied["properties"]["datetime"] = f"2021-01-01T00:00:{seconds:02d}Z"
+    return copied
+
+
+def test_concurrent_streams_cut_a_collection_and_load_the_items_at_a_cut_once(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    collection_id = new_collection(pgstac_server, sample_catalog, "naip")
+    naip = next(iter(sample_catalog.files_of("naip").items()))
+    at_cut = [at_seconds(naip, f"at-cut-{number}", 10) for number in range(5)]
+    spanning = at_seconds(naip, "spanning-the-cut", 0)
+    spanning["properties"].update(
+        {"datetime": None, "start_datetime": "2021-01-01T00:00:05Z", "end_datetime": "2021-01-01T00:00:15Z"}
+    )
+    items = [at_seconds(naip, "first", 0), spanning, *at_cut, at_seconds(naip, "last", 20)]
+    add_items(pgstac_server.url, collection_id, items)
+    api = StacApi.open(pgstac_server.url, stac_api_io(pgstac_server.url, Anonymous(), 0, 0, 30))
+    everything = CollectionWindow(collection_id, Window(None, parse_timestamp("2030-01-01T00:00:00Z"), False), Cursor())
+
+    streams = collection_streams(api, [everything], page_size=2, concurrency=2)
+
+    cut = parse_timestamp("2021-01-01T00:00:10Z")
+    assert [(stream.admitted.window.start, stream.admitted.window.end) for stream in streams] == [
+        (None, cut),
+        (cut, everything.window.end),
+    ]
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=2, concurrency=2))
+    assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {items}") == [(8, 8)]
+    assert loaded_ids(duckdb_pipeline)[collection_id] == {item["id"] for item in items}
+    assert items_state(duckdb_pipeline)[collection_id] == {"value": "2021-01-01T00:00:20Z", "ids": ["last"]}
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=2, concurrency=2))
+    assert rows_loaded(duckdb_pipeline) == 0
+
+
+def test_concurrency_loads_what_one_stream_loads(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    expected = sample_catalog.item_ids_by_collection()
+    one_stream = dlt.pipeline(
+        pipeline_name=f"{duckdb_pipeline.pipeline_name}_one",
+        pipelines_dir=duckdb_pipeline.pipelines_dir,
+        destination=dlt.destinations.duckdb(f"{duckdb_pipeline.pipelines_dir}/one_stream.duckdb"),
+        dataset_name="stac",
+    )
+
+    for pipeline, concurrency in ((duckdb_pipeline, 4), (one_stream, 1)):
+        source = stac(url=pgstac_server.url, collections=sorted(expected), page_size=40, concurrency=concurrency)
+        pipeline.run(source.with_resources("items"))
+
+    assert loaded_ids(duckdb_pipeline) == expected
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1074,)]
+    assert items_state(duckdb_pipeline) == items_state(one_stream)
+
+
+def test_an_item_the_server_returns_twice_loads_once(duckdb_pipeline: dlt.Pipeline) -> None:
+    api = RecordingApi()
+    item = {"type": "Feature", "stac_version": "1.0.0", "collection": "twice", "geometry": None, "links": []}
+    features = [
+        {**item, "id": name, "properties": {"datetime": f"2021-01-0{day}T00:00:00Z"}}
+        for day, name in enumerate("abc", start=1)
+    ]
+    api.documents = {
+        "/": {
+            "type": "Catalog",
+            "id": "offset-paging",
+            "description": "pages whose offsets shift",
+            "stac_version": "1.0.0",
+            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
+            "links": [{"rel": "search", "href": f"{api.url}/search", "method": "POST"}],
+        },
+        "/collections": {"collections": [{"type": "Collection", "id": "twice", "links": []}], "links": []},
+        "/search": {"features": features[:2], "links": [{"rel": "next", "href": f"{api.url}/search?page=2"}]},
+        "/search?page=2": {"features": features[1:], "links": []},
+    }
+    api.start()
+    try:
+        duckdb_pipeline.run(stac(url=api.url).with_resources("items"))
+    finally:
+        api.stop()
+
+    assert query(duckdb_pipeline, "SELECT id FROM {items} ORDER BY id") == [("a",), ("b",), ("c",)]
+
+
+def test_the_parts_of_a_cut_window_admit_an_item_at_a_cut_in_the_later_part_only() -> None:
+    cut, end = parse_timestamp("2021-01-01T00:00:10Z"), parse_timestamp("2021-01-01T00:00:20Z")
+    parts = [WindowFilter(part, Cursor()) for part in Window(None, end, stateless=False).split([cut])]
+
+    assert [part.admits(cut - timedelta(microseconds=1), "a") for part in parts] == [True, False]
+    assert [part.admits(cut, "a") for part in parts] == [False, True]
+    assert [part.admits(end, "a") for part in parts] == [False, True]

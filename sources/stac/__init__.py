@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import dlt
+from dlt.common.schema.typing import TDeleteInsertStrategyDict
 from dlt.sources import DltResource
 
 from sources.stac.api import StacApi
@@ -19,12 +20,16 @@ from sources.stac.auth import StacApiCredentials, authorizer_for
 from sources.stac.extract import REJECTED_ITEMS_TABLE, tables_of_pages
 from sources.stac.rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
 from sources.stac.searches import NamedSearch, checked_search
-from sources.stac.settings import window_settings
+from sources.stac.settings import at_least_one, window_settings
 from sources.stac.stac_io import stac_api_io
+from sources.stac.streams import CollectionWindow, ItemStream, collection_streams, paged_streams
 from sources.stac.tables import ItemTables, quiet_json_text_hints
 from sources.stac.windows import Cursor, WindowFilter, WindowSettings, plan_window
 
 ITEM_KEY = ("collection", "id")
+ITEM_MERGE: TDeleteInsertStrategyDict = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
+"""Merge on `ITEM_KEY` without dlt's deduplication of the staged rows: `tables_of_pages` yields each item once per
+run, and dlt's `ROW_NUMBER()` over whole rows would hold every row of the load in the destination's memory."""
 
 
 @dlt.source(name="stac", max_table_nesting=0)
@@ -38,6 +43,7 @@ def stac(
     lag: float = 0.0,
     allow_external_schedulers: bool = False,
     page_size: int = 500,
+    concurrency: int = 2,
     max_retries: int = 5,
     backoff_factor: float = 0.5,
     timeout: float = 60.0,
@@ -60,12 +66,15 @@ def stac(
         lag: Seconds re-read behind the cursor, for items that arrive late.
         allow_external_schedulers: Take the window from an external scheduler's data interval (Airflow).
         page_size: Items per page asked of the server.
+        concurrency: Searches paged at the same time; each collection's window is cut by datetime into
+            up to this many parts. 1 pages one search after another.
         max_retries: Retries of a request on 429, 5xx, connection errors and timeouts.
         backoff_factor: Exponential backoff between retries, in seconds.
         timeout: Seconds to wait for the server to answer a request.
         credentials: How to sign in, from `[sources.stac.credentials]` in `.dlt/secrets.toml`; with none
             configured, the refresh token that `login` cached for this API, else anonymous.
     """
+    page_size, concurrency = at_least_one("page_size", page_size), at_least_one("concurrency", concurrency)
     quiet_json_text_hints()
     authorizer = authorizer_for(url, credentials, timeout)
     api = StacApi.open(url, stac_api_io(url, authorizer, max_retries, backoff_factor, timeout))
@@ -74,7 +83,7 @@ def stac(
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]
     return [
         collections_resource(api, selected),
-        with_rejected_items_table(items(api, selected, settings, page_size)),
+        with_rejected_items_table(items(api, selected, settings, page_size, concurrency)),
         *(with_rejected_items_table(search_resource(api, search, settings)) for search in named),
         queryables(api),
         conformance(api),
@@ -103,22 +112,24 @@ def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dic
     yield [collection_row(collection) for collection in api.collections if collection["id"] in wanted]
 
 
-@dlt.resource(write_disposition="merge", primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
-def items(api: StacApi, selected: list[str], settings: WindowSettings, page_size: int) -> Iterator[Any]:
+@dlt.resource(write_disposition=ITEM_MERGE, primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
+def items(
+    api: StacApi, selected: list[str], settings: WindowSettings, page_size: int, concurrency: int
+) -> Iterator[Any]:
     """The items of the selected collections in one `items` table, merged on `(collection, id)`.
 
     Each collection has its own datetime cursor in this resource's state, so adding a collection
-    later starts it from its own initial value and never moves another's cursor.
+    later starts it from its own initial value and never moves another's cursor. Up to `concurrency`
+    searches are paged at once; the cursors are written when every one of them has been read.
     """
-    cursors = dlt.current.resource_state().setdefault("cursors", {})
-    tables = ItemTables()
-    for collection_id in selected:
-        cursor = Cursor.from_state(cursors.get(collection_id))
-        window = plan_window(cursor, settings)
-        search = api.search(collections=[collection_id], datetime=window.as_search_datetime(), limit=page_size)
-        yield from tables_of_pages(api.search_pages(search), WindowFilter(window, cursor), tables, collection_id)
-        if not window.stateless and cursor.value is not None:
-            cursors[collection_id] = cursor.to_state()
+    saved = dlt.current.resource_state().setdefault("cursors", {})
+    cursors = {collection_id: Cursor.from_state(saved.get(collection_id)) for collection_id in selected}
+    windows = [CollectionWindow(id_, plan_window(cursor, settings), cursor) for id_, cursor in cursors.items()]
+    streams = collection_streams(api, windows, page_size, concurrency)
+    yield from tables_of_pages(paged_streams(api, streams, concurrency), ItemTables())
+    for planned in windows:
+        if not planned.window.stateless and planned.cursor.value is not None:
+            saved[planned.collection] = planned.cursor.to_state()
 
 
 def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings) -> DltResource:
@@ -128,8 +139,8 @@ def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings)
         state = dlt.current.resource_state()
         cursor = Cursor.from_state(state.get("cursor"))
         window = search.window(plan_window(cursor, settings))
-        pages = api.search_pages(search.request(api, window))
-        yield from tables_of_pages(pages, WindowFilter(window, cursor), ItemTables(), max_items=search.max_items)
+        stream = ItemStream(search.request(api, window), WindowFilter(window, cursor), collection=None)
+        yield from tables_of_pages(paged_streams(api, [stream], 1), ItemTables(), max_items=search.max_items)
         if not window.stateless and cursor.value is not None:
             state["cursor"] = cursor.to_state()
 
@@ -137,7 +148,7 @@ def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings)
         search_items,
         name=f"search_{search.name}",
         table_name=search.table_name,
-        write_disposition="merge",
+        write_disposition=ITEM_MERGE,
         primary_key=ITEM_KEY,
         columns=ITEM_COLUMNS,
     )

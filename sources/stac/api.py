@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator
 from functools import cached_property
 from typing import Any
 
@@ -20,7 +20,7 @@ from pystac_client.stac_api_io import StacApiIO
 from pystac_client.warnings import DoesNotConformTo
 
 from sources.stac.errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
-from sources.stac.paging import Page, iter_pages, prefetched
+from sources.stac.paging import Page, iter_pages
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
 
@@ -92,11 +92,16 @@ class StacApi:
             warnings.simplefilter("ignore", DoesNotConformTo)
             return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
 
-    def search_pages(self, search: ItemSearch) -> Iterator[Page]:
-        """The search's pages, each fetched while the one before it is being loaded."""
-        return prefetched(
-            iter_pages(self.stac_io, search.url, "features", method="POST", parameters=search.get_parameters())
-        )
+    def search_pages(self, search: ItemSearch) -> Generator[Page, None, None]:
+        """The search's pages, each read when it is asked for."""
+        return iter_pages(self.stac_io, search.url, "features", method="POST", parameters=search.get_parameters())
+
+    def first_page(self, search: ItemSearch) -> Page:
+        pages = self.search_pages(search)
+        try:
+            return next(pages)
+        finally:
+            pages.close()
 
     def queryables(self) -> dict[str, Any]:
         self.require(ConformanceClasses.FILTER, "reading queryables")

@@ -10,37 +10,39 @@ import dlt
 from sources.stac.errors import MalformedItem
 from sources.stac.paging import Page
 from sources.stac.rows import item_cursor, item_row, rejected_item_row
+from sources.stac.streams import ItemStream
 from sources.stac.tables import ItemTables
-from sources.stac.windows import WindowFilter
 
 REJECTED_ITEMS_TABLE = "rejected_items"
 
 
 def tables_of_pages(
-    pages: Iterable[Page],
-    window: WindowFilter,
-    tables: ItemTables,
-    collection: str | None = None,
-    max_items: int | None = None,
+    pages: Iterable[tuple[ItemStream, Page]], tables: ItemTables, max_items: int | None = None
 ) -> Iterator[Any]:
-    """Yields each page's new items as one Arrow table, and its malformed items to `rejected_items`."""
+    """Yields each page's new items as one Arrow table, and its malformed items to `rejected_items`.
+
+    An item the server returns again (on another page, or to another stream) is yielded once: the load
+    merges without deduplicating.
+    """
     taken = 0
-    for page in pages:
+    loaded: set[tuple[str, str]] = set()
+    for stream, page in pages:
         admitted, rejected = [], []
         for raw in page.entries:
             try:
                 row = item_row(raw)
             except MalformedItem as reason:
-                rejected.append(rejected_item_row(raw, str(reason), page.url, collection))
+                rejected.append(rejected_item_row(raw, str(reason), page.url, stream.collection))
                 continue
-            cursor = item_cursor(row)
-            if window.admits(cursor, row["id"]):
+            cursor, key = item_cursor(row), (row["collection"], row["id"])
+            if stream.admitted.admits(cursor, row["id"]) and key not in loaded:
+                loaded.add(key)
                 admitted.append((row, cursor))
         if max_items is not None:
             admitted = admitted[: max_items - taken]
             taken += len(admitted)
         for row, cursor in admitted:
-            window.record(cursor, row["id"])
+            stream.admitted.record(cursor, row["id"])
         if admitted:
             table, new_json_columns = tables.table([row for row, _ in admitted])
             yield (

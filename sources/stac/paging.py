@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,10 +21,18 @@ class Page:
     url: str
     entries: list[Any]
     """The page's `features` or `collections`."""
+    matched: int | None = None
+    """`numberMatched`, where the server counts what the request matches."""
 
 
 def _next_link(page: dict[str, Any]) -> dict[str, Any] | None:
     return next((link for link in page.get("links") or [] if link.get("rel") == "next"), None)
+
+
+def _number_matched(page: dict[str, Any]) -> int | None:
+    context = page.get("context")
+    matched = page.get("numberMatched", context.get("matched") if isinstance(context, dict) else None)
+    return matched if isinstance(matched, int) else None
 
 
 def _read_page(stac_io: StacApiIO, request: str | Link, url: str, method: str, parameters: dict[str, Any]) -> Any:
@@ -41,7 +49,7 @@ def _read_page(stac_io: StacApiIO, request: str | Link, url: str, method: str, p
 
 def iter_pages(
     stac_io: StacApiIO, url: str, key: str, method: str = "GET", parameters: dict[str, Any] | None = None
-) -> Iterator[Page]:
+) -> Generator[Page, None, None]:
     """Yields every page of `url`, following `next` links with their own method, body and `merge`.
 
     A `next` link that leads back to a page already read is an error, not an endless loop.
@@ -53,7 +61,7 @@ def iter_pages(
         page = _read_page(stac_io, request, url, method, parameters)
         if not isinstance(page, dict) or not isinstance(page.get(key), list):
             raise BadPage(url, f"expected a JSON object with a `{key}` list")
-        yield Page(url, page[key])
+        yield Page(url, page[key], _number_matched(page))
         link = _next_link(page)
         if link is None or not page[key]:
             return
@@ -65,44 +73,63 @@ def iter_pages(
 
 
 T = TypeVar("T")
-_DONE = object()
+_STREAM_DONE = object()
 
 
-def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Yields what `items` yields, read ahead by up to `depth` in a thread of its own.
+def read_concurrently(streams: Sequence[Iterator[T]], concurrency: int, depth: int = 2) -> Iterator[tuple[int, T]]:
+    """Yields `(index of the stream, item)` for every item of `streams`, up to `concurrency` of them read at once.
 
-    The server prepares the next page while this process shapes and writes the last one, so a load
-    waits on the server only when it is slower than everything else. Order and errors are kept; an
-    early stop ends the thread.
+    Each stream is read in order by one thread at a time, ahead of the consumer by up to `depth` items per
+    thread, so the server prepares the next pages while this process shapes and writes the last ones.
+    Streams start in their order as threads come free. The first error of any stream is raised here; an
+    early stop, or an error, ends every thread.
     """
-    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth * concurrency)
+    pending = iter(enumerate(streams))
+    pending_lock = threading.Lock()
     stopped = threading.Event()
 
-    def offer(item: Any) -> bool:
+    def offer(entry: Any) -> bool:
         while not stopped.is_set():
             try:
-                ready.put(item, timeout=0.1)
+                ready.put(entry, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def read_ahead() -> None:
+    def next_stream() -> tuple[int, Iterator[T]] | None:
+        with pending_lock:
+            return next(pending, None)
+
+    def read_streams() -> None:
         try:
-            for item in items:
-                if not offer(item):
-                    return
-            offer(_DONE)
+            while (stream := next_stream()) is not None:
+                index, items = stream
+                for item in items:
+                    if not offer((index, item)):
+                        return
+            offer(_STREAM_DONE)
         except BaseException as error:  # handed to the consumer, which raises it
             offer(error)
 
-    reader = threading.Thread(target=read_ahead, name="stac-page-prefetch", daemon=True)
-    reader.start()
+    readers = [
+        threading.Thread(target=read_streams, name=f"stac-stream-{number}", daemon=True)
+        for number in range(max(1, min(concurrency, len(streams))))
+    ]
+    for reader in readers:
+        reader.start()
     try:
-        while (item := ready.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        running = len(readers)
+        while running:
+            entry = ready.get()
+            if entry is _STREAM_DONE:
+                running -= 1
+            elif isinstance(entry, BaseException):
+                raise entry
+            else:
+                yield entry
     finally:
         stopped.set()
-        reader.join()
+        for reader in readers:
+            reader.join()

@@ -26,6 +26,13 @@ def _config_timestamp(key: str, value: str | datetime | None) -> datetime | None
         ) from None
 
 
+def at_least_one(key: str, value: int) -> int:
+    """`value` if it is a whole number of 1 or more, else an error that names `key`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StacSourceError(f"`{key}` must be a whole number of 1 or more, got {value!r}")
+    return value
+
+
 def window_settings(
     since: str | datetime | None, until: str | datetime | None, lag_s: float, allow_external_schedulers: bool
 ) -> WindowSettings:

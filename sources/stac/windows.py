@@ -23,10 +23,21 @@ class Window:
     end: datetime | None
     stateless: bool
     """A backfill (`until` or an external scheduler's interval): it leaves the cursor where it was."""
+    end_excluded: bool = False
+    """A part of a split window: items at exactly `end` belong to the next part."""
 
     def clamped(self, start: datetime | None, end: datetime | None) -> Window:
         """This window cut down to `[start, end]` (None: no limit on that side)."""
-        return Window(_latest(self.start, start), _earliest(self.end, end), self.stateless)
+        return Window(_latest(self.start, start), _earliest(self.end, end), self.stateless, self.end_excluded)
+
+    def split(self, points: list[datetime]) -> list[Window]:
+        """This window cut at `points` (ascending, inside it) into parts that share no item: each part but the
+        last excludes its end, which the next part includes as its start."""
+        starts, ends = [self.start, *points], [*points, self.end]
+        return [
+            Window(start, end, self.stateless, end_excluded=index < len(points) or self.end_excluded)
+            for index, (start, end) in enumerate(zip(starts, ends, strict=True))
+        ]
 
     def as_search_datetime(self) -> str | None:
         if self.start is None and self.end is None:
@@ -101,7 +112,7 @@ class WindowFilter:
         start, end = self.window.start, self.window.end
         if start is not None and (value < start or (value == start and item_id in self._skip_at_start)):
             return False
-        return end is None or value <= end
+        return end is None or value < end or (value == end and not self.window.end_excluded)
 
     def record(self, value: datetime, item_id: str) -> None:
         if not self.window.stateless:
