@@ -1,4 +1,4 @@
-"""Paging through a STAC endpoint by its `next` links, as pystac-client follows them."""
+"""Paging through a STAC endpoint by its `next` links, as pystac-client follows them, and reading several at once."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def iter_pages(
 
 
 T = TypeVar("T")
-_STREAM_DONE = object()
+_READER_DONE = object()
 
 
 def read_concurrently(streams: Sequence[Iterator[T]], concurrency: int, depth: int = 2) -> Iterator[tuple[int, T]]:
@@ -109,7 +109,7 @@ def read_concurrently(streams: Sequence[Iterator[T]], concurrency: int, depth: i
                 for item in items:
                     if not offer((index, item)):
                         return
-            offer(_STREAM_DONE)
+            offer(_READER_DONE)
         except BaseException as error:  # handed to the consumer, which raises it
             offer(error)
 
@@ -123,7 +123,7 @@ def read_concurrently(streams: Sequence[Iterator[T]], concurrency: int, depth: i
         running = len(readers)
         while running:
             entry = ready.get()
-            if entry is _STREAM_DONE:
+            if entry is _READER_DONE:
                 running -= 1
             elif isinstance(entry, BaseException):
                 raise entry
