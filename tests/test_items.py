@@ -253,7 +253,7 @@ def test_concurrent_streams_cut_a_collection_and_load_the_items_at_a_cut_once(
     streams = collection_streams(api, [everything], page_size=2, concurrency=2)
 
     cut = parse_timestamp("2021-01-01T00:00:10Z")
-    assert [(stream.admitted.window.start, stream.admitted.window.end) for stream in streams] == [
+    assert [(stream.window_filter.window.start, stream.window_filter.window.end) for stream in streams] == [
         (None, cut),
         (cut, everything.window.end),
     ]

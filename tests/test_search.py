@@ -14,7 +14,7 @@ from sources.stac.auth.authorizers import Anonymous
 from sources.stac.errors import InvalidSearch, UnknownCollections
 from sources.stac.stac_io import stac_api_io
 from tests.stac_helpers import loaded_ids, query, rows_loaded
-from tests.stack import PgstacServer
+from tests.stack import CatalogFolder, PgstacServer
 
 SOUTH_ALABAMA = {
     "collections": ["naip"],
@@ -83,6 +83,10 @@ def test_cql2_text_search_with_max_items_and_own_table(
         ({"datetime": "yesterday"}, "Search `bad` has invalid parameters: "),
         ({"colections": ["naip"]}, "Search `bad` has invalid parameters: unknown keys ['colections']"),
         ({"filter": "gsd <<< 1"}, "Search `bad` has invalid parameters: filter is not valid CQL2 text: 'gsd <<< 1'"),
+        (
+            {"table_name": "items"},
+            "Search `bad` has invalid parameters: table_name 'items' is a table of the source itself; pick another one",
+        ),
     ],
 )
 def test_malformed_search_parameters_are_named(
@@ -135,3 +139,14 @@ def test_item_pages_are_asked_for_in_datetime_then_id_order_where_the_api_sorts(
     first_page = next(api.search_pages(search)).entries
     keys = [(item["properties"]["datetime"], item["id"]) for item in first_page]
     assert len(keys) == 50 and keys == sorted(keys)
+
+
+def test_two_searches_into_one_table_load_each_item_once(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    both = {"collections": ["joplin"], "table_name": "joplin_twice"}
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, searches={"first": both, "second": both}, page_size=7))
+
+    assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {joplin_twice}") == [(30, 30)]
+    assert loaded_ids(duckdb_pipeline, "joplin_twice") == {"joplin": sample_catalog.item_ids_by_collection()["joplin"]}

@@ -27,9 +27,10 @@ from sources.stac.tables import ItemTables, quiet_json_text_hints
 from sources.stac.windows import Cursor, WindowFilter, WindowSettings, plan_window
 
 ITEM_KEY = ("collection", "id")
-ITEM_MERGE: TDeleteInsertStrategyDict = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
-"""Merge on `ITEM_KEY` without dlt's deduplication of the staged rows: `tables_of_pages` yields each item once per
-run, and dlt's `ROW_NUMBER()` over whole rows would hold every row of the load in the destination's memory."""
+ITEMS_MERGE: TDeleteInsertStrategyDict = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
+"""The `items` table merges on `ITEM_KEY` without dlt's deduplication of the staged rows: `tables_of_pages` yields
+each item once per run, and dlt's `ROW_NUMBER()` over whole rows would hold every row of the load in the
+destination's memory. Named searches keep it: several may load into one table."""
 
 
 @dlt.source(name="stac", max_table_nesting=0)
@@ -77,7 +78,7 @@ def stac(
     page_size, concurrency = at_least_one("page_size", page_size), at_least_one("concurrency", concurrency)
     quiet_json_text_hints()
     authorizer = authorizer_for(url, credentials, timeout)
-    api = StacApi.open(url, stac_api_io(url, authorizer, max_retries, backoff_factor, timeout))
+    api = StacApi.open(url, stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency))
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]
@@ -112,7 +113,7 @@ def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dic
     yield [collection_row(collection) for collection in api.collections if collection["id"] in wanted]
 
 
-@dlt.resource(write_disposition=ITEM_MERGE, primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
+@dlt.resource(write_disposition=ITEMS_MERGE, primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
 def items(
     api: StacApi, selected: list[str], settings: WindowSettings, page_size: int, concurrency: int
 ) -> Iterator[Any]:
@@ -148,7 +149,7 @@ def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings)
         search_items,
         name=f"search_{search.name}",
         table_name=search.table_name,
-        write_disposition=ITEM_MERGE,
+        write_disposition="merge",
         primary_key=ITEM_KEY,
         columns=ITEM_COLUMNS,
     )

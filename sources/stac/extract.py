@@ -21,8 +21,9 @@ def tables_of_pages(
 ) -> Iterator[Any]:
     """Yields each page's new items as one Arrow table, and its malformed items to `rejected_items`.
 
-    An item the server returns again (on another page, or to another stream) is yielded once: the load
-    merges without deduplicating.
+    An item the server returns again (on another page, or to another stream) is yielded once, as the
+    `items` table merges without deduplicating; the keys of the run's items stay in memory for that,
+    about 100 bytes per item.
     """
     taken = 0
     loaded: set[tuple[str, str]] = set()
@@ -35,14 +36,14 @@ def tables_of_pages(
                 rejected.append(rejected_item_row(raw, str(reason), page.url, stream.collection))
                 continue
             cursor, key = item_cursor(row), (row["collection"], row["id"])
-            if stream.admitted.admits(cursor, row["id"]) and key not in loaded:
+            if stream.window_filter.admits(cursor, row["id"]) and key not in loaded:
                 loaded.add(key)
                 admitted.append((row, cursor))
         if max_items is not None:
             admitted = admitted[: max_items - taken]
             taken += len(admitted)
         for row, cursor in admitted:
-            stream.admitted.record(cursor, row["id"])
+            stream.window_filter.record(cursor, row["id"])
         if admitted:
             table, new_json_columns = tables.table([row for row, _ in admitted])
             yield (

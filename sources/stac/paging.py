@@ -79,10 +79,11 @@ _READER_DONE = object()
 def read_concurrently(streams: Sequence[Iterator[T]], concurrency: int, depth: int = 2) -> Iterator[tuple[int, T]]:
     """Yields `(index of the stream, item)` for every item of `streams`, up to `concurrency` of them read at once.
 
-    Each stream is read in order by one thread at a time, ahead of the consumer by up to `depth` items per
-    thread, so the server prepares the next pages while this process shapes and writes the last ones.
-    Streams start in their order as threads come free. The first error of any stream is raised here; an
-    early stop, or an error, ends every thread.
+    Each stream is read in order by one thread at a time, ahead of the consumer by up to `depth * concurrency`
+    items in all, so the server prepares the next pages while this process shapes and writes the last ones.
+    Streams start in their order as threads come free. The first error of any stream is raised here. An
+    early stop, or an error, tells every thread to stop without waiting for them: one in the middle of a
+    request stops when the request returns.
     """
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth * concurrency)
     pending = iter(enumerate(streams))
@@ -131,5 +132,3 @@ def read_concurrently(streams: Sequence[Iterator[T]], concurrency: int, depth: i
                 yield entry
     finally:
         stopped.set()
-        for reader in readers:
-            reader.join()

@@ -33,6 +33,8 @@ class SearchConfig(TypedDict, total=False):
 
 SEARCH_KEYS = frozenset(SearchConfig.__annotations__)
 REQUEST_KEYS = SEARCH_KEYS - {"max_items", "table_name"}
+SOURCE_TABLES = frozenset({"items", "collections", "rejected_items", "queryables", "conformance"})
+"""Tables of the source's own resources; `items` merges without deduplication, so no search may load into it."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: i
     bbox = config.get("bbox")
     if bbox is not None and len(bbox) not in (4, 6):
         raise InvalidSearch(name, f"bbox needs 4 or 6 numbers, got {len(bbox)}: {list(bbox)}")
+    table_name = config.get("table_name", f"search_{name}")
+    if table_name in SOURCE_TABLES:
+        raise InvalidSearch(name, f"table_name {table_name!r} is a table of the source itself; pick another one")
     parameters = {key: value for key, value in config.items() if key in REQUEST_KEYS}
     parameters.setdefault("limit", page_size)
     if isinstance(parameters.get("filter"), str):
@@ -92,6 +97,4 @@ def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: i
         raise
     except Exception as error:  # pystac-client reports bad parameters with assorted exception types
         raise InvalidSearch(name, f"{type(error).__name__}: {error}") from None
-    return NamedSearch(
-        name, parameters, config.get("table_name", f"search_{name}"), config.get("max_items"), start, end
-    )
+    return NamedSearch(name, parameters, table_name, config.get("max_items"), start, end)

@@ -44,10 +44,16 @@ class SignedStacApiIO(StacApiIO):
 
 
 def stac_api_io(
-    api_url: str, authorizer: Authorizer, max_retries: int, backoff_factor: float, timeout_s: float
+    api_url: str,
+    authorizer: Authorizer,
+    max_retries: int,
+    backoff_factor: float,
+    timeout_s: float,
+    connections: int = 1,
 ) -> StacApiIO:
     """A `StacApiIO` whose requests retry on 429 (honouring Retry-After), 5xx, connection errors and timeouts,
-    and carry the authorizer's token to `api_url`'s origin only.
+    and carry the authorizer's token to `api_url`'s origin only; it keeps up to `connections` (at least 10)
+    connections per host open, one for each request sent at the same time.
 
     pystac-client's default retry covers neither 5xx nor POST; search pages are POSTs, and
     re-sending a search page is safe because it reads only.
@@ -61,5 +67,5 @@ def stac_api_io(
         raise_on_status=False,
     )
     io = SignedStacApiIO(api_url, authorizer, max_retries=retry, timeout=timeout_s)
-    mount_bearer_adapter(io.session, api_url, authorizer, max_retries=retry)
+    mount_bearer_adapter(io.session, api_url, authorizer, max_retries=retry, pool_maxsize=max(10, connections))
     return io

@@ -2,10 +2,15 @@
 
 Each collection's window is cut by datetime into parts that share no item (`Window.split`), so that one
 large collection is paged by several streams too. Two probes with `limit=1` find where the window's items
-begin and end and how many there are (`numberMatched`); the cut points divide that span evenly. A window
-with no item is not searched at all. Probes need the Sort extension; without it each collection is one
-stream. Correctness never depends on the probes: the parts always cover the whole window, and each item
-is admitted by exactly one part.
+begin and end and how many there are (`numberMatched`); the cut points divide that span evenly, and a
+window the probe finds empty is not searched. Probes need the Sort extension; without it, or with
+`concurrency` 1, each collection is one stream. The probes only place the cuts: the parts always cover
+the whole window, and each item is admitted by exactly the part that holds its cursor value (`datetime`,
+else `start_datetime`). A range item that spans a cut is found by the earlier part because STAC's
+`datetime` parameter matches every item whose interval overlaps the one asked for.
+
+The searches are built in the calling thread (pystac-client's parameter checks swap process-wide warning
+filters); only the requests run in threads.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ class ItemStream:
     """One search to page, and which of its items are new."""
 
     search: ItemSearch
-    admitted: WindowFilter
+    window_filter: WindowFilter
     collection: str | None
 
 
@@ -49,9 +54,14 @@ def collection_streams(
     """The streams of every collection's window, in the collections' order; the probes run `concurrency` at once."""
     if concurrency <= 1 or not api.conforms_to(ConformanceClasses.SORT):
         return [stream for planned in windows for stream in _streams_of(api, planned, [], page_size)]
-    probes = [_probed_streams(api, planned, page_size, concurrency) for planned in windows]
-    streams_by_index = dict(read_concurrently(probes, concurrency))
-    return [stream for index in range(len(windows)) for stream in streams_by_index[index]]
+    probed = [_probed(api, planned.window, *_probes_of(api, planned), page_size, concurrency) for planned in windows]
+    cuts = dict(read_concurrently(probed, concurrency))
+    streams: list[ItemStream] = []
+    for index, planned in enumerate(windows):
+        points = cuts[index]
+        if points is not None:
+            streams += _streams_of(api, planned, points, page_size)
+    return streams
 
 
 def paged_streams(api: StacApi, streams: list[ItemStream], concurrency: int) -> Iterator[tuple[ItemStream, Page]]:
@@ -61,19 +71,28 @@ def paged_streams(api: StacApi, streams: list[ItemStream], concurrency: int) -> 
         yield streams[index], page
 
 
-def _probed_streams(api: StacApi, planned: CollectionWindow, page_size: int, parts: int) -> Iterator[list[ItemStream]]:
-    """Yields the collection's streams once: none for an empty window, else the window cut into up to `parts`."""
-    first = api.first_page(_search(api, planned, planned.window, 1))
+def _probes_of(api: StacApi, planned: CollectionWindow) -> tuple[ItemSearch, ItemSearch]:
+    """Searches for the window's earliest and its latest item."""
+    return (
+        _search(api, planned, planned.window, 1),
+        _search(api, planned, planned.window, 1, DESCENDING_BY_DATETIME_THEN_ID),
+    )
+
+
+def _probed(
+    api: StacApi, window: Window, earliest: ItemSearch, latest: ItemSearch, page_size: int, parts: int
+) -> Iterator[list[datetime] | None]:
+    """Yields once where to cut the window into up to `parts` (no cut for one page), or None if it is empty."""
+    first = api.first_page(earliest)
     if not first.entries:
-        yield []
+        yield None
         return
     if first.matched is not None:
         parts = min(parts, math.ceil(first.matched / page_size))
-    points: list[datetime] = []
-    if parts > 1:
-        last = api.first_page(_search(api, planned, planned.window, 1, DESCENDING_BY_DATETIME_THEN_ID))
-        points = _cut_points(planned.window, _cursor_of(first), _cursor_of(last), parts)
-    yield _streams_of(api, planned, points, page_size)
+    if parts <= 1:
+        yield []
+        return
+    yield _cut_points(window, _cursor_of(first), _cursor_of(api.first_page(latest)), parts)
 
 
 def _streams_of(api: StacApi, planned: CollectionWindow, points: list[datetime], page_size: int) -> list[ItemStream]:

@@ -28,7 +28,8 @@ class Window:
 
     def clamped(self, start: datetime | None, end: datetime | None) -> Window:
         """This window cut down to `[start, end]` (None: no limit on that side)."""
-        return Window(_latest(self.start, start), _earliest(self.end, end), self.stateless, self.end_excluded)
+        new_end = _earliest(self.end, end)
+        return Window(_latest(self.start, start), new_end, self.stateless, self.end_excluded and new_end == self.end)
 
     def split(self, points: list[datetime]) -> list[Window]:
         """This window cut at `points` (ascending, inside it) into parts that share no item: each part but the
