@@ -26,7 +26,7 @@ def tables_of_pages(
     about 100 bytes per item.
     """
     taken = 0
-    loaded: set[tuple[str, str]] = set()
+    loaded: set[tuple[str | None, str]] = set()
     for stream, page in pages:
         admitted, rejected = [], []
         for raw in page.entries:
