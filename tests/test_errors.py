@@ -103,11 +103,15 @@ def test_search_needs_item_search_conformance(features_only_api: str, duckdb_pip
         Faults(every=3, status=503, retry_after="0"),
         Faults(every=4, status=500, retry_after=None),
         Faults(every=5, status=429, retry_after="0"),
-        Faults(every=3, drop_connection=True),
+        Faults(every=4, status=408, retry_after=None),
+        Faults(every=3, kinds=("drop",)),
+        Faults(every=3, kinds=("cut",)),
+        Faults(every=3, kinds=("short",)),
+        Faults(every=3, kinds=("cut", "status", "short", "drop"), status=502, retry_after=None),
     ],
-    ids=["503-retry-after", "500", "429", "dropped-connection"],
+    ids=["503-retry-after", "500", "429", "408", "dropped-connection", "cut-body", "short-body", "all-kinds-mixed"],
 )
-def test_retries_recover_from_server_faults_on_get_and_post(
+def test_retries_recover_from_server_faults_and_broken_bodies_on_get_and_post(
     faults: Faults, pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
 ) -> None:
     with FaultProxy(pgstac_server.url, faults) as proxy:
@@ -125,7 +129,7 @@ def test_a_server_error_mid_run_loads_nothing_and_the_rerun_loads_everything_onc
     faults = Faults()
     with FaultProxy(pgstac_server.url, faults) as proxy:
         source = stac(url=proxy.url, collections=["naip"], page_size=100, **FAST_RETRIES).with_resources("items")
-        faults.every, faults.requests_seen = 1, -5  # four pages pass, then the server fails for good
+        faults.every, faults.requests_seen = 1, -5  # the probes and four pages pass, then the server fails for good
         with pytest.raises(PipelineStepFailed, match=r"cannot be read at .*/search: the server answered 503"):
             duckdb_pipeline.run(source)
         assert duckdb_pipeline.list_extracted_load_packages() == []
@@ -136,6 +140,20 @@ def test_a_server_error_mid_run_loads_nothing_and_the_rerun_loads_everything_onc
 
     assert loaded_ids(duckdb_pipeline) == {"naip": sample_catalog.item_ids_by_collection()["naip"]}
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1000,)]
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_a_permanent_error_is_not_retried_and_named(
+    status: int, pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    faults = Faults(status=status, retry_after=None)
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        source = stac(url=proxy.url, collections=["naip"], page_size=100, concurrency=1, **FAST_RETRIES)
+        faults.every, faults.requests_seen = 1, -3  # three pages pass, then every request is refused
+        with pytest.raises(PipelineStepFailed, match=rf"cannot be read at .*/search: the server answered {status}"):
+            duckdb_pipeline.run(source.with_resources("items"))
+
+    assert faults.faults_sent == 1
 
 
 def test_a_next_link_that_repeats_the_page_is_an_error(

@@ -37,12 +37,11 @@ def _number_matched(page: dict[str, Any]) -> int | None:
 
 def _read_page(stac_io: StacApiIO, request: str | Link, url: str, method: str, parameters: dict[str, Any]) -> Any:
     try:
-        text = stac_io.read_text(request, method=method, parameters=parameters)
+        return stac_io.read_json(request, method=method, parameters=parameters)
     except APIError as error:
-        status = getattr(error, "status_code", None) or "with a connection error"
-        raise BadPage(url, f"the server answered {status}: {str(error)[:500]}") from None
-    try:
-        return orjson.loads(text)
+        status = getattr(error, "status_code", None)
+        failure = f"the server answered {status}" if status else "the request failed"
+        raise BadPage(url, f"{failure}: {str(error)[:500]}") from None
     except orjson.JSONDecodeError as error:
         raise BadPage(url, f"not JSON ({error})") from None
 

@@ -5,23 +5,69 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+from pystac import Link
+from pystac.stac_io import HREF
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
+from requests.exceptions import ChunkedEncodingError, ContentDecodingError
+from requests.exceptions import ConnectionError as RequestsConnectionError
 from urllib3 import Retry
+from urllib3.exceptions import MaxRetryError
 
 from sources.stac.auth import Authorizer, mount_bearer_adapter
 from sources.stac.auth.transport import origin_of
 from sources.stac.errors import LinkToAnotherOriginRefused, StacSourceError
 
-RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 REFUSAL_STATUSES = (401, 403)
 
 
+def broke_off_mid_transfer(error: APIError) -> bool:
+    """Whether the answer's body broke off after its headers arrived (cut, reset or timed out while read).
+
+    urllib3 retries what fails before the headers; a connection error that already went through those retries
+    (`MaxRetryError`) is not one of these.
+    """
+    cause = error.__context__
+    if isinstance(cause, (ChunkedEncodingError, ContentDecodingError)):
+        return True
+    retried_already = bool(cause and cause.args and isinstance(cause.args[0], MaxRetryError))
+    return isinstance(cause, RequestsConnectionError) and not retried_already
+
+
 class SignedStacApiIO(StacApiIO):
-    def __init__(self, api_url: str, authorizer: Authorizer, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, api_url: str, authorizer: Authorizer, retry: Retry, **kwargs: Any) -> None:
+        super().__init__(max_retries=retry, **kwargs)
         self.api_url = api_url
         self.authorizer = authorizer
+        self.retry = retry
+
+    def read_json(self, source: HREF, *args: Any, **kwargs: Any) -> Any:
+        """The JSON document at `source`; an answer that breaks off mid-transfer, or that arrives whole but is
+        not JSON (a body cut short by a proxy that then sent it as complete), is asked for again with the same
+        backoff as the other transient faults. After the last retry, the `APIError` or the `JSONDecodeError`."""
+        retry = self.retry
+        while True:
+            try:
+                return orjson.loads(self.read_text(source, *args, **kwargs))
+            except APIError as error:
+                if not broke_off_mid_transfer(error):
+                    raise
+                fault: Exception = error
+            except orjson.JSONDecodeError as error:
+                fault = error
+            retry = self._next_retry(retry, source, fault)
+
+    def _next_retry(self, retry: Retry, source: HREF, fault: Exception) -> Retry:
+        """`retry` counted once more, after its backoff; raises `fault` when no retry is left."""
+        url = source.href if isinstance(source, Link) else str(source)
+        try:
+            retry = retry.increment(url=url, error=fault)
+        except MaxRetryError:
+            raise fault from None
+        retry.sleep()
+        return retry
 
     def request(
         self,
@@ -50,10 +96,10 @@ def stac_api_io(
     backoff_factor: float,
     timeout_s: float,
     connections: int = 1,
-) -> StacApiIO:
-    """A `StacApiIO` whose requests retry on 429 (honouring Retry-After), 5xx, connection errors and timeouts,
-    and carry the authorizer's token to `api_url`'s origin only; it keeps up to `connections` (at least 10)
-    connections per host open, one for each request sent at the same time.
+) -> SignedStacApiIO:
+    """A `StacApiIO` whose requests retry on 408, 429 (honouring Retry-After), 5xx, connection errors, timeouts and
+    answers that break off mid-transfer, and carry the authorizer's token to `api_url`'s origin only; it keeps up
+    to `connections` (at least 10) connections per host open, one for each request sent at the same time.
 
     pystac-client's default retry covers neither 5xx nor POST; search pages are POSTs, and
     re-sending a search page is safe because it reads only.
@@ -66,6 +112,6 @@ def stac_api_io(
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    io = SignedStacApiIO(api_url, authorizer, max_retries=retry, timeout=timeout_s)
+    io = SignedStacApiIO(api_url, authorizer, retry, timeout=timeout_s)
     mount_bearer_adapter(io.session, api_url, authorizer, max_retries=retry, pool_maxsize=max(10, connections))
     return io

@@ -1,5 +1,6 @@
 """An HTTP proxy on 127.0.0.1 that forwards to a STAC API and injects faults: error statuses, dropped
-connections and a `next` link that repeats the page. It runs in a thread of the test process.
+connections, answers that break off mid-transfer or arrive cut short, and a `next` link that repeats the page.
+It runs in a thread of the test process.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
@@ -15,27 +16,34 @@ from tests.stack.local_http import LocalHttpServer, QuietJsonHandler
 
 HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "content-encoding", "keep-alive"}
 
+FaultKind = Literal["status", "drop", "cut", "short"]
+"""`status`: answer `Faults.status`. `drop`: close the connection without an answer. `cut`: send the upstream
+answer's headers with its whole Content-Length, then half its body, then close the connection. `short`: send
+half the body as a complete answer (Content-Length cut to match), which is not JSON."""
+
 
 @dataclass
 class Faults:
     every: int = 0
-    """Every `every`-th request gets `status` (0: none)."""
+    """Every `every`-th request gets a fault (0: none); requests counted up to 0 never do."""
+    kinds: tuple[FaultKind, ...] = ("status",)
+    """The faults sent, in turn."""
     status: int = 503
     retry_after: str | None = "0"
-    drop_connection: bool = False
-    """Close the connection without an answer instead of sending `status`."""
     repeat_next_on: str | None = None
     """On this path, rewrite each page's `next` link into the request that produced the page."""
     requests_seen: int = 0
     faults_sent: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take_turn(self) -> bool:
+    def take_turn(self) -> FaultKind | None:
+        """The fault this request gets, if any."""
         with self.lock:
             self.requests_seen += 1
-            fault = self.every > 0 and self.requests_seen % self.every == 0
-            self.faults_sent += fault
-            return fault
+            if self.every <= 0 or self.requests_seen <= 0 or self.requests_seen % self.every:
+                return None
+            self.faults_sent += 1
+            return self.kinds[(self.faults_sent - 1) % len(self.kinds)]
 
 
 class FaultProxy:
@@ -64,8 +72,9 @@ class FaultProxy:
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if proxy.faults.take_turn():
-                    self._send_fault()
+                fault = proxy.faults.take_turn()
+                if fault in ("status", "drop"):
+                    self._send_fault(fault)
                     return
                 upstream = requests.request(
                     self.command,
@@ -77,24 +86,31 @@ class FaultProxy:
                 content = upstream.content.replace(proxy.upstream.encode(), proxy.url.encode())
                 if self.path == proxy.faults.repeat_next_on and upstream.ok:
                     content = self._repeating_next_link(content, body)
+                sent = content[: len(content) // 2] if fault in ("cut", "short") else content
                 self.send_response(upstream.status_code)
                 for name, value in upstream.headers.items():
                     if name.lower() not in HOP_HEADERS:
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(content)))
+                self.send_header("Content-Length", str(len(content if fault == "cut" else sent)))
                 self.end_headers()
-                self.wfile.write(content)
+                self.wfile.write(sent)
+                if fault == "cut":
+                    self.wfile.flush()
+                    self._close_abruptly()
 
-            def _send_fault(self) -> None:
-                if proxy.faults.drop_connection:
-                    self.close_connection = True
-                    self.connection.shutdown(2)
+            def _send_fault(self, fault: FaultKind) -> None:
+                if fault == "drop":
+                    self._close_abruptly()
                     return
                 self.send_response(proxy.faults.status)
                 if proxy.faults.retry_after is not None:
                     self.send_header("Retry-After", proxy.faults.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _close_abruptly(self) -> None:
+                self.close_connection = True
+                self.connection.shutdown(2)
 
             def _repeating_next_link(self, content: bytes, body: bytes) -> bytes:
                 page = json.loads(content)
