@@ -16,7 +16,6 @@ from typing import Any
 
 import dlt
 from dlt.common.configuration import resolve_configuration
-from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.stac import stac
@@ -24,6 +23,7 @@ from sources.stac.auth import StacApiCredentials
 from sources.stac.auth.device_login import login_and_cache
 from sources.stac.auth.oidc import DeviceAuthorization
 from sources.stac.errors import StacSourceError
+from sources.stac.runs import PackageRows, RunReport, run_in_packages
 
 PIPELINE_NAME = "terrabyte"
 DATASET_NAME = "terrabyte_stac"
@@ -35,6 +35,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--collections", nargs="+", help="collection ids, space or comma separated (default: all)")
     parser.add_argument("--since", help="initial datetime cursor, RFC 3339 (default: the full history)")
     parser.add_argument("--until", help="end of the window, RFC 3339: a backfill that leaves the cursors alone")
+    parser.add_argument(
+        "--package-size", type=int, help="items per load package (default: [sources.stac] package_size)"
+    )
     parser.add_argument("--destination", default="duckdb", help="any dlt destination name (default: duckdb)")
     parser.add_argument("--dataset", default=DATASET_NAME, help=f"dataset (schema) name (default: {DATASET_NAME})")
     parser.add_argument("--full-refresh", action="store_true", help="drop this source's tables and state first")
@@ -44,7 +47,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def source_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """Only what was given on the command line, so that config.toml supplies the rest."""
     collections = [part for value in args.collections or [] for part in value.split(",") if part]
-    given = {"url": args.url, "collections": collections or None, "since": args.since, "until": args.until}
+    given = {
+        "url": args.url,
+        "collections": collections or None,
+        "since": args.since,
+        "until": args.until,
+        "package_size": args.package_size,
+    }
     return {key: value for key, value in given.items() if value is not None}
 
 
@@ -63,18 +72,36 @@ def collection_summary(pipeline: dlt.Pipeline) -> list[tuple[Any, ...]]:
         ]
 
 
-def print_summary(pipeline: dlt.Pipeline, info: LoadInfo) -> None:
-    print(info)
-    loaded = pipeline.last_trace.last_normalize_info.row_counts
-    print("\nRows loaded this run: " + ", ".join(f"{table} {rows}" for table, rows in sorted(loaded.items())))
+def rows_text(rows: dict[str, int]) -> str:
+    """Rows per table of the source's own tables, dlt's bookkeeping tables left out."""
+    shown = {table: count for table, count in sorted(rows.items()) if not table.startswith("_dlt")}
+    return ", ".join(f"{table} {count}" for table, count in shown.items()) or "no rows"
+
+
+def package_line(package: PackageRows) -> str:
+    return f"load package {package.load_id}: {rows_text(package.rows)}"
+
+
+def print_summary(pipeline: dlt.Pipeline, report: RunReport) -> None:
+    for resumed in report.resumed:
+        written = ", ".join(table for table in resumed.tables if not table.startswith("_dlt"))
+        print(f"Resumed: completed load package {resumed.load_id} ({written}), which an interrupted run had left.")
+    if report.restored:
+        print(f"Restored: {report.restored}.")
+    for package in report.packages:
+        print(f"Loaded {package_line(package)}")
+    rows = report.rows()
+    extracted = f"{len(report.packages)} load package{'s' * (len(report.packages) != 1)}"
+    also_resumed = f", and {len(report.resumed)} resumed" if report.resumed else ""
+    print(f"\nRows loaded this run: {rows_text(rows)} ({extracted}{also_resumed})")
     tables = sorted(pipeline.default_schema.data_table_names())
-    print(f"Tables in {pipeline.dataset_name}: {', '.join(tables)}")
+    print(f"Tables in {pipeline.dataset_name} ({pipeline.destination.destination_name}): {', '.join(tables)}")
     if "items" in tables:
         print(f"\n{'collection':<32} {'items':>8}  time range")
         for collection, count, first, last in collection_summary(pipeline):
             print(f"{collection:<32} {count:>8}  {first} .. {last}")
-    if "rejected_items" in loaded:
-        print(f"\n{loaded['rejected_items']} malformed items were set aside in the `rejected_items` table.")
+    if rows.get("rejected_items"):
+        print(f"\n{rows['rejected_items']} malformed items were set aside in the `rejected_items` table.")
 
 
 def parse_login_args(argv: list[str]) -> argparse.Namespace:
@@ -131,11 +158,11 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
-        info = pipeline.run(source, refresh="drop_sources") if args.full_refresh else pipeline.run(source)
+        report = run_in_packages(pipeline, source, refresh="drop_sources" if args.full_refresh else None)
     except PipelineStepFailed as failure:
         print(f"error: {failure}", file=sys.stderr)
         return 1
-    print_summary(pipeline, info)
+    print_summary(pipeline, report)
     return 0
 
 

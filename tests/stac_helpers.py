@@ -51,8 +51,13 @@ def rows_loaded(pipeline: dlt.Pipeline, table: str = "items") -> int:
     return int(pipeline.last_trace.last_normalize_info.row_counts.get(table, 0))
 
 
+def resource_state(pipeline: dlt.Pipeline, resource: str = "items") -> dict[str, Any]:
+    return dict(pipeline.state["sources"]["stac"]["resources"].get(resource, {}))
+
+
 def items_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
-    return dict(pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"])
+    """The checkpoint of each collection: its cursor, and the parts of its window left to read."""
+    return dict(resource_state(pipeline).get("cursors", {}))
 
 
 def create_collection(api_url: str, template: dict[str, Any], collection_id: str) -> None:

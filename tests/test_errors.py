@@ -20,6 +20,7 @@ from sources.stac.errors import (
     StacSourceError,
     UnknownCollections,
 )
+from sources.stac.runs import run_in_packages
 from tests.stac_helpers import add_items, create_collection, loaded_ids, query, rows_loaded
 from tests.stack import CatalogFolder, PgstacServer, RustacServer
 from tests.stack.fault_proxy import FaultProxy, Faults
@@ -142,6 +143,26 @@ def test_a_server_error_mid_run_loads_nothing_and_the_rerun_loads_everything_onc
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1000,)]
 
 
+def test_a_server_error_after_some_packages_keeps_them_and_the_rerun_goes_on_from_there(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    faults = Faults()
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        options: dict[str, Any] = {"collections": ["naip"], "page_size": 100, "package_size": 200, **FAST_RETRIES}
+        source = stac(url=proxy.url, concurrency=1, **options).with_resources("items")
+        faults.every, faults.requests_seen = 1, -5  # five pages pass: two packages of 200, then it fails for good
+        with pytest.raises(PipelineStepFailed, match=r"cannot be read at .*/search: the server answered 503"):
+            run_in_packages(duckdb_pipeline, source)
+        assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(400,)]
+
+        faults.every = 0
+        report = run_in_packages(duckdb_pipeline, stac(url=proxy.url, **options).with_resources("items"))
+
+    assert report.rows() == {"items": 600, "_dlt_pipeline_state": 3}
+    assert loaded_ids(duckdb_pipeline) == {"naip": sample_catalog.item_ids_by_collection()["naip"]}
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1000,)]
+
+
 @pytest.mark.parametrize("status", [400, 404, 422])
 def test_a_permanent_error_is_not_retried_and_named(
     status: int, pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline
@@ -199,5 +220,11 @@ def test_malformed_items_land_in_rejected_items_and_the_rest_loads(
     assert all(row[0] == collection_id and row[3] == f"{pgstac_server.url}/search" for row in rejected)
     assert json.loads(by_id[bad_date][4])["properties"]["datetime"] == "last tuesday"
     assert set(duckdb_pipeline.default_schema.get_table_columns("rejected_items")) == {
-        "collection", "item_id", "reason", "page_url", "raw_json", "rejected_at", "_dlt_load_id", "_dlt_id"
+        "rejection_id", "collection", "item_id", "reason", "page_url", "raw_json", "rejected_at", "_dlt_load_id",
+        "_dlt_id",
     }  # fmt: skip
+
+    backfill = stac(url=pgstac_server.url, collections=[collection_id], page_size=2, until="2100-01-01T00:00:00Z")
+    duckdb_pipeline.run(backfill)  # reads the same malformed items again
+    assert rows_loaded(duckdb_pipeline, "rejected_items") == 2
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {rejected_items}") == [(2,)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
@@ -14,9 +14,11 @@ import pytest
 from sources.stac import stac
 from sources.stac.api import StacApi
 from sources.stac.auth.authorizers import Anonymous
-from sources.stac.rows import parse_timestamp
+from sources.stac.checkpoints import Part
+from sources.stac.rows import item_cursor, item_row, parse_timestamp
+from sources.stac.runs import committed_state
 from sources.stac.stac_io import stac_api_io
-from sources.stac.streams import CollectionWindow, collection_streams
+from sources.stac.streams import cut_windows
 from sources.stac.windows import Cursor, Window, WindowFilter
 from tests.stac_helpers import (
     add_items,
@@ -26,6 +28,7 @@ from tests.stac_helpers import (
     items_state,
     loaded_ids,
     query,
+    resource_state,
     rows_loaded,
 )
 from tests.stack import CatalogFolder, PgstacServer, RustacServer
@@ -195,7 +198,7 @@ def test_since_and_until_bound_the_window_and_until_leaves_the_cursor(
     )
 
     assert in_2015 and loaded_ids(duckdb_pipeline) == {"naip": in_2015}
-    assert items_state(duckdb_pipeline) == {}
+    assert resource_state(duckdb_pipeline) == {}
 
 
 def test_lag_re_reads_behind_the_cursor(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
@@ -220,7 +223,7 @@ def test_an_external_schedulers_interval_is_a_stateless_window_when_allowed(
 
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip"], allow_external_schedulers=True))
     assert in_2019 and loaded_ids(duckdb_pipeline) == {"naip": in_2019}
-    assert items_state(duckdb_pipeline) == {}
+    assert resource_state(duckdb_pipeline) == {}
 
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip"]))  # not allowed: the whole history
     assert rows_loaded(duckdb_pipeline) == 1000
@@ -248,14 +251,14 @@ def test_concurrent_streams_cut_a_collection_and_load_the_items_at_a_cut_once(
     items = [at_seconds(naip, "first", 0), spanning, *at_cut, at_seconds(naip, "last", 20)]
     add_items(pgstac_server.url, collection_id, items)
     api = StacApi.open(pgstac_server.url, stac_api_io(pgstac_server.url, Anonymous(), 0, 0, 30))
-    everything = CollectionWindow(collection_id, Window(None, parse_timestamp("2030-01-01T00:00:00Z"), False), Cursor())
+    everything = Window(None, parse_timestamp("2030-01-01T00:00:00Z"), stateless=False, end_excluded=True)
 
-    streams = collection_streams(api, [everything], page_size=2, concurrency=2)
+    [parts] = cut_windows(api, [(collection_id, everything)], page_size=2, concurrency=2)
 
     cut = parse_timestamp("2021-01-01T00:00:10Z")
-    assert [(stream.window_filter.window.start, stream.window_filter.window.end) for stream in streams] == [
-        (None, cut),
-        (cut, everything.window.end),
+    assert [(part.start, part.end, part.end_excluded) for part in parts] == [
+        (None, cut, True),
+        (cut, everything.end, True),
     ]
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=2, concurrency=2))
     assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {items}") == [(8, 8)]
@@ -316,8 +319,79 @@ def test_an_item_the_server_returns_twice_loads_once(duckdb_pipeline: dlt.Pipeli
 
 def test_the_parts_of_a_cut_window_admit_an_item_at_a_cut_in_the_later_part_only() -> None:
     cut, end = parse_timestamp("2021-01-01T00:00:10Z"), parse_timestamp("2021-01-01T00:00:20Z")
-    parts = [WindowFilter(part, Cursor()) for part in Window(None, end, stateless=False).split([cut])]
+    parts = [WindowFilter(part) for part in Window(None, end, stateless=False).split([cut])]
 
     assert [part.admits(cut - timedelta(microseconds=1), "a") for part in parts] == [True, False]
     assert [part.admits(cut, "a") for part in parts] == [False, True]
     assert [part.admits(end, "a") for part in parts] == [False, True]
+
+
+def test_each_package_commits_the_cursors_and_read_to_of_exactly_what_it_loaded(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    """1000 naip items, two parts (cut by the probes), pages of up to 100, packages of at least 250 rows: four
+    packages, each but the last ended by the page that reached 250. After each, the state (on disk and as the
+    destination committed it) holds each part's `read_to` at the highest item of the part loaded so far, with
+    nothing of the part below it missing."""
+    api_items = {row["id"]: item_cursor(row) for row in map(item_row, sample_catalog.files_of("naip").items())}
+    source = stac(url=pgstac_server.url, collections=["naip"], page_size=100, package_size=250).with_resources("items")
+    packages = []
+    while True:
+        duckdb_pipeline.run(source)
+        loaded = {item_id for (item_id,) in query(duckdb_pipeline, "SELECT id FROM {items}")}
+        checkpoint = items_state(duckdb_pipeline)["naip"]
+        packages.append(rows_loaded(duckdb_pipeline))
+        assert committed_state(duckdb_pipeline)["sources"]["stac"] == duckdb_pipeline.state["sources"]["stac"]
+        assert Cursor.from_state(checkpoint) == highest_of({item_id: api_items[item_id] for item_id in loaded})
+        for part in checkpoint.get("parts", []):
+            window = Part.from_state(part, stateless=False).window
+            in_part = {item_id: value for item_id, value in api_items.items() if window_filter_admits(window, value)}
+            read_to = Cursor.from_state(part["read_to"])
+            assert read_to == highest_of({item_id: in_part[item_id] for item_id in loaded & set(in_part)})
+            below = {item_id for item_id, value in in_part.items() if read_to.value and value < read_to.value}
+            assert below <= loaded
+        if "parts" not in checkpoint:
+            break
+
+    assert len(packages) == 4 and sum(packages) == 1000
+    assert all(250 <= rows < 350 for rows in packages[:-1]), packages
+    assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {items}") == [(1000, 1000)]
+    assert Cursor.from_state(items_state(duckdb_pipeline)["naip"]) == highest_of(api_items)
+
+
+def highest_of(cursors: dict[str, datetime]) -> Cursor:
+    cursor = Cursor()
+    for item_id, value in cursors.items():
+        cursor.advance(value, item_id)
+    return cursor
+
+
+def window_filter_admits(window: Window, value: datetime) -> bool:
+    return WindowFilter(window).admits(value, "")
+
+
+def test_a_backfill_in_packages_goes_on_where_it_stopped_and_leaves_the_cursors_alone(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = list(sample_catalog.files_of("naip").items())
+    before_2020 = {item["id"] for item in naip if item["properties"]["datetime"] < "2020"}
+    until = "2019-12-31T23:59:59Z"
+
+    def backfill(until: str) -> Any:
+        return stac(url=pgstac_server.url, collections=["naip"], until=until, page_size=100, package_size=150)
+
+    duckdb_pipeline.run(backfill(until).with_resources("items"))  # one package, as a run killed after it leaves
+    first = {item_id for (item_id,) in query(duckdb_pipeline, "SELECT id FROM {items}")}
+    saved = resource_state(duckdb_pipeline)["backfill"]
+    assert saved["window"] == f"../{until}" and set(saved["parts"]) == {"naip"}
+    assert 150 <= len(first) < 250
+
+    loaded = [len(first)]
+    while "backfill" in resource_state(duckdb_pipeline):  # runs of the same backfill go on from there
+        duckdb_pipeline.run(backfill(until).with_resources("items"))
+        loaded.append(rows_loaded(duckdb_pipeline))
+
+    assert sum(loaded) == len(before_2020) and max(loaded) < 250  # nothing read twice
+    assert loaded_ids(duckdb_pipeline) == {"naip": before_2020}
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(len(before_2020),)]
+    assert resource_state(duckdb_pipeline) == {}

@@ -9,32 +9,50 @@ from pathlib import Path
 
 from tests.stack import RustacServer
 
-PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "terrabyte_pipeline.py"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = PROJECT_ROOT / "pipelines" / "terrabyte_pipeline.py"
 
 
 def run_main_job(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DLT_DATA_DIR": str(workdir / "dlt"), "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    """The main job as a user runs it with the project's `.dlt/config.toml`; its state and DuckDB file in `workdir`."""
+    env = {**os.environ, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
     return subprocess.run(
         [sys.executable, str(PIPELINE), *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def summary_line(result: subprocess.CompletedProcess[str]) -> str:
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("Rows loaded this run: ")]
+    return line
 
 
 def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServer, tmp_path: Path) -> None:
     first = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin", "3dep-lidar-dsm")
 
     assert first.returncode == 0, first.stderr
-    assert "Rows loaded this run: _dlt_pipeline_state 1, collections 3, items 1034" in first.stdout
-    assert "Tables in terrabyte_stac: collections, items" in first.stdout
+    assert summary_line(first) == "Rows loaded this run: collections 3, items 1034 (1 load package)"
+    assert "Tables in terrabyte_stac (duckdb): collections, items" in first.stdout.splitlines()
     summary = [line.split()[:2] for line in first.stdout.splitlines() if line.startswith(("naip ", "joplin ", "3dep"))]
     assert summary == [["3dep-lidar-dsm", "4"], ["joplin", "30"], ["naip", "1000"]]
     assert "2011-07-31 00:00:00+00:00 .. 2023-10-02 16:00:00+00:00" in first.stdout
     assert (tmp_path / "terrabyte.duckdb").exists()
 
     second = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin,3dep-lidar-dsm")
-    assert "Rows loaded this run: collections 3" in second.stdout
+    assert second.returncode == 0, second.stderr
+    assert summary_line(second) == "Rows loaded this run: collections 3 (1 load package)"
 
     refreshed = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip", "--full-refresh")
-    assert "Rows loaded this run: _dlt_pipeline_state 1, collections 1, items 1000" in refreshed.stdout
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert summary_line(refreshed) == "Rows loaded this run: collections 1, items 1000 (1 load package)"
+
+
+def test_main_job_loads_in_packages_of_package_size(rustac_server: RustacServer, tmp_path: Path) -> None:
+    result = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip", "--package-size", "300")
+
+    assert result.returncode == 0, result.stderr
+    packages = [line for line in result.stdout.splitlines() if line.startswith("Loaded load package ")]
+    assert [line.split(": ", 1)[1] for line in packages] == ["collections 1, items 500", "items 500"]
+    assert summary_line(result) == "Rows loaded this run: collections 1, items 1000 (2 load packages)"
 
 
 def test_main_job_reports_a_bad_collection_without_a_traceback(rustac_server: RustacServer, tmp_path: Path) -> None:

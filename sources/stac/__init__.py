@@ -12,25 +12,20 @@ from datetime import datetime
 from typing import Any
 
 import dlt
-from dlt.common.schema.typing import TDeleteInsertStrategyDict
 from dlt.sources import DltResource
 
 from sources.stac.api import StacApi
 from sources.stac.auth import StacApiCredentials, authorizer_for
-from sources.stac.extract import REJECTED_ITEMS_TABLE, tables_of_pages
+from sources.stac.extract import REJECTED_ITEMS_TABLE
+from sources.stac.reading import ReadingAcrossPackages, items_reading, search_reading
 from sources.stac.rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
 from sources.stac.searches import NamedSearch, checked_search
 from sources.stac.settings import at_least_one, window_settings
 from sources.stac.stac_io import stac_api_io
-from sources.stac.streams import CollectionWindow, ItemStream, collection_streams, paged_streams
-from sources.stac.tables import ItemTables, quiet_json_text_hints
-from sources.stac.windows import Cursor, WindowFilter, WindowSettings, plan_window
+from sources.stac.tables import quiet_json_text_hints
+from sources.stac.windows import WindowSettings
 
 ITEM_KEY = ("collection", "id")
-ITEMS_MERGE: TDeleteInsertStrategyDict = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
-"""The `items` table merges on `ITEM_KEY` without dlt's deduplication of the staged rows: `tables_of_pages` yields
-each item once per run, and dlt's `ROW_NUMBER()` over whole rows would hold every row of the load in the
-destination's memory. Named searches keep it: several may load into one table."""
 
 
 @dlt.source(name="stac", max_table_nesting=0)
@@ -45,6 +40,7 @@ def stac(
     allow_external_schedulers: bool = False,
     page_size: int = 500,
     concurrency: int = 2,
+    package_size: int = 10_000,
     max_retries: int = 5,
     backoff_factor: float = 0.5,
     timeout: float = 60.0,
@@ -55,6 +51,11 @@ def stac(
     Opens the API and checks every input before anything loads: an unreachable URL, a server that
     is no STAC API, refused credentials, unknown collections, a missing conformance class or bad
     search parameters raise a `StacSourceError` that says what is wrong.
+
+    Items load in packages of about `package_size`: each `pipeline.run` of the source loads the next
+    package of every resource that has items left to read, and commits with it how far they were read, so
+    that a crash loses at most the package in flight. `run_in_packages(pipeline, source)` (`runs.py`) runs
+    the source until everything is read, after completing what an interrupted run left.
 
     Args:
         url: The API's landing page.
@@ -69,38 +70,44 @@ def stac(
         page_size: Items per page asked of the server.
         concurrency: Searches paged at the same time; each collection's window is cut by datetime into
             up to this many parts. 1 pages one search after another.
-        max_retries: Retries of a request on 429, 5xx, connection errors and timeouts.
+        package_size: Items (and rejected items) per load package of a resource, at least: a package
+            ends with the page that reaches it.
+        max_retries: Retries of a request on 408, 429, 5xx, connection errors, timeouts and broken answers.
         backoff_factor: Exponential backoff between retries, in seconds.
         timeout: Seconds to wait for the server to answer a request.
         credentials: How to sign in, from `[sources.stac.credentials]` in `.dlt/secrets.toml`; with none
             configured, the refresh token that `login` cached for this API, else anonymous.
     """
     page_size, concurrency = at_least_one("page_size", page_size), at_least_one("concurrency", concurrency)
+    package_size = at_least_one("package_size", package_size)
     quiet_json_text_hints()
     authorizer = authorizer_for(url, credentials, timeout)
     api = StacApi.open(url, stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency))
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]
+    item_reading = ReadingAcrossPackages(
+        lambda state: items_reading(api, selected, state, settings, page_size, concurrency)
+    )
     return [
         collections_resource(api, selected),
-        with_rejected_items_table(items(api, selected, settings, page_size, concurrency)),
-        *(with_rejected_items_table(search_resource(api, search, settings)) for search in named),
+        with_rejected_items_table(items(item_reading, package_size)),
+        *(with_rejected_items_table(search_resource(api, search, settings, package_size)) for search in named),
         queryables(api),
         conformance(api),
     ]
 
 
 def with_rejected_items_table(resource: DltResource) -> DltResource:
-    """Malformed items go to `rejected_items`, appended, whatever table the resource loads.
+    """Malformed items go to `rejected_items`, merged on `rejection_id`, whatever table the resource loads.
 
     A table variant starts as a copy of the resource's hints, so the item columns are cleared first.
     """
     resource.apply_hints(table_name=REJECTED_ITEMS_TABLE, columns={}, create_table_variant=True)
     return resource.apply_hints(
         table_name=REJECTED_ITEMS_TABLE,
-        write_disposition="append",
-        primary_key="",
+        write_disposition="merge",
+        primary_key="rejection_id",
         columns=REJECTED_ITEM_COLUMNS,
         create_table_variant=True,
     )
@@ -113,37 +120,23 @@ def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dic
     yield [collection_row(collection) for collection in api.collections if collection["id"] in wanted]
 
 
-@dlt.resource(write_disposition=ITEMS_MERGE, primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
-def items(
-    api: StacApi, selected: list[str], settings: WindowSettings, page_size: int, concurrency: int
-) -> Iterator[Any]:
+@dlt.resource(write_disposition="merge", primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
+def items(reading: ReadingAcrossPackages, package_size: int) -> Iterator[Any]:
     """The items of the selected collections in one `items` table, merged on `(collection, id)`.
 
     Each collection has its own datetime cursor in this resource's state, so adding a collection
     later starts it from its own initial value and never moves another's cursor. Up to `concurrency`
-    searches are paged at once; the cursors are written when every one of them has been read.
+    searches are paged at once; each package's items move the cursors, saved with the package.
     """
-    saved = dlt.current.resource_state().setdefault("cursors", {})
-    cursors = {collection_id: Cursor.from_state(saved.get(collection_id)) for collection_id in selected}
-    windows = [CollectionWindow(id_, plan_window(cursor, settings), cursor) for id_, cursor in cursors.items()]
-    streams = collection_streams(api, windows, page_size, concurrency)
-    yield from tables_of_pages(paged_streams(api, streams, concurrency), ItemTables())
-    for planned in windows:
-        if not planned.window.stateless and planned.cursor.value is not None:
-            saved[planned.collection] = planned.cursor.to_state()
+    yield from next_package(reading, package_size)
 
 
-def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings) -> DltResource:
+def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings, package_size: int) -> DltResource:
     """The items of one named search in its own table, merged on `(collection, id)`, with its own cursor."""
+    reading = ReadingAcrossPackages(lambda state: search_reading(api, search, state, settings))
 
     def search_items() -> Iterator[Any]:
-        state = dlt.current.resource_state()
-        cursor = Cursor.from_state(state.get("cursor"))
-        window = search.window(plan_window(cursor, settings))
-        stream = ItemStream(search.request(api, window), WindowFilter(window, cursor), collection=None)
-        yield from tables_of_pages(paged_streams(api, [stream], 1), ItemTables(), max_items=search.max_items)
-        if not window.stateless and cursor.value is not None:
-            state["cursor"] = cursor.to_state()
+        yield from next_package(reading, package_size)
 
     return dlt.resource(
         search_items,
@@ -153,6 +146,16 @@ def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings)
         primary_key=ITEM_KEY,
         columns=ITEM_COLUMNS,
     )
+
+
+def next_package(reading: ReadingAcrossPackages, package_size: int) -> Iterator[Any]:
+    """The resource's next load package, and the checkpoint that dlt commits with it in the resource's state."""
+    state = dlt.current.resource_state()
+    package = reading.for_package(state)  # planned from the saved checkpoints in a process's first package
+    with reading.abandoned_on_error():
+        yield from package.next_package(package_size)  # moves the cursors over the items it yields
+    package.save_checkpoint(state)
+    reading.saved(state)
 
 
 @dlt.resource(write_disposition="replace", selected=False)

@@ -23,6 +23,8 @@ class Page:
     """The page's `features` or `collections`."""
     matched: int | None = None
     """`numberMatched`, where the server counts what the request matches."""
+    last: bool = True
+    """No page follows this one."""
 
 
 def _next_link(page: dict[str, Any]) -> dict[str, Any] | None:
@@ -60,9 +62,9 @@ def iter_pages(
         page = _read_page(stac_io, request, url, method, parameters)
         if not isinstance(page, dict) or not isinstance(page.get(key), list):
             raise BadPage(url, f"expected a JSON object with a `{key}` list")
-        yield Page(url, page[key], _number_matched(page))
-        link = _next_link(page)
-        if link is None or not page[key]:
+        link = _next_link(page) if page[key] else None
+        yield Page(url, page[key], _number_matched(page), last=link is None)
+        if link is None:
             return
         fingerprint = orjson.dumps([link.get("href"), link.get("method", "GET"), link.get("body")])
         if fingerprint in seen:
@@ -75,7 +77,9 @@ T = TypeVar("T")
 _READER_DONE = object()
 
 
-def read_concurrently(streams: Sequence[Iterator[T]], concurrency: int, depth: int = 2) -> Iterator[tuple[int, T]]:
+def read_concurrently(
+    streams: Sequence[Iterator[T]], concurrency: int, depth: int = 2
+) -> Generator[tuple[int, T], None, None]:
     """Yields `(index of the stream, item)` for every item of `streams`, up to `concurrency` of them read at once.
 
     Each stream is read in order by one thread at a time, ahead of the consumer by up to `depth * concurrency`

@@ -8,6 +8,7 @@ tables do not depend on the data: no child table is ever named after an asset ke
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,6 +46,7 @@ COLLECTION_COLUMNS: TTableSchemaColumns = {
     },
 }
 REJECTED_ITEM_COLUMNS: TTableSchemaColumns = {
+    "rejection_id": {"data_type": "text", "nullable": False},
     "collection": {"data_type": "text"},
     "item_id": {"data_type": "text"},
     "reason": {"data_type": "text", "nullable": False},
@@ -102,13 +104,18 @@ def item_cursor(row: dict[str, Any]) -> datetime:
 
 
 def rejected_item_row(raw: Any, reason: str, page_url: str, collection: str | None) -> dict[str, Any]:
+    """The row of a malformed item; `rejection_id` (a hash of its collection and JSON) is the same each time the
+    same item is read, so that `rejected_items` holds it once."""
     item_id = raw.get("id") if isinstance(raw, dict) else None
+    collection = (raw.get("collection") if isinstance(raw, dict) else None) or collection
+    raw_json = orjson.dumps(raw)
     return {
-        "collection": (raw.get("collection") if isinstance(raw, dict) else None) or collection,
+        "rejection_id": hashlib.sha256(f"{collection}\n".encode() + raw_json).hexdigest(),
+        "collection": collection,
         "item_id": item_id if isinstance(item_id, str) else None,
         "reason": reason,
         "page_url": page_url,
-        "raw_json": orjson.dumps(raw).decode(),
+        "raw_json": raw_json.decode(),
         "rejected_at": datetime.now(timezone.utc),
     }
 

@@ -1,14 +1,14 @@
 """Incremental loading on item datetime: the window a run asks for, and the cursor it moves.
 
-One cursor per collection (and per named search), kept in the resource's dlt state as
-`{"value": <RFC 3339>, "ids": [ids of the items at exactly that value]}`. The window pushed to the
-server is `[cursor - lag, upper bound]` with both ends inclusive; items at exactly the cursor that
-were loaded before are skipped by id, so a boundary shared by many items loads each once.
+One cursor per collection (and per named search): the highest item datetime loaded, and the ids of the
+items at exactly that value. An incremental window is `[cursor - lag, upper bound)`; items at exactly its
+start that were loaded before are skipped by id, so a boundary shared by many items loads each once. The
+upper bound is fixed when the run starts and excluded, so the next run starts where this one ends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,19 +17,19 @@ from sources.stac.rows import parse_timestamp
 
 @dataclass(frozen=True)
 class Window:
-    """The datetime range of one run over one collection; `None` ends are open."""
+    """A datetime range of one collection or named search; `None` ends are open."""
 
     start: datetime | None
     end: datetime | None
     stateless: bool
     """A backfill (`until` or an external scheduler's interval): it leaves the cursor where it was."""
     end_excluded: bool = False
-    """A part of a split window: items at exactly `end` belong to the next part."""
+    """Items at exactly `end` belong to the next window (or to the next part of a split one)."""
 
     def clamped(self, start: datetime | None, end: datetime | None) -> Window:
         """This window cut down to `[start, end]` (None: no limit on that side)."""
-        new_end = _earliest(self.end, end)
-        return Window(_latest(self.start, start), new_end, self.stateless, self.end_excluded and new_end == self.end)
+        new_end = earliest(self.end, end)
+        return Window(latest(self.start, start), new_end, self.stateless, self.end_excluded and new_end == self.end)
 
     def split(self, points: list[datetime]) -> list[Window]:
         """This window cut at `points` (ascending, inside it) into parts that share no item: each part but the
@@ -40,22 +40,29 @@ class Window:
             for index, (start, end) in enumerate(zip(starts, ends, strict=True))
         ]
 
+    def starting_at(self, start: datetime | None) -> Window:
+        return replace(self, start=start)
+
     def as_search_datetime(self) -> str | None:
         if self.start is None and self.end is None:
             return None
-        return f"{_rfc3339(self.start)}/{_rfc3339(self.end)}"
+        return f"{rfc3339(self.start)}/{rfc3339(self.end)}"
 
 
-def _latest(first: datetime | None, second: datetime | None) -> datetime | None:
+def latest(first: datetime | None, second: datetime | None) -> datetime | None:
     return second if first is None else first if second is None else max(first, second)
 
 
-def _earliest(first: datetime | None, second: datetime | None) -> datetime | None:
+def earliest(first: datetime | None, second: datetime | None) -> datetime | None:
     return second if first is None else first if second is None else min(first, second)
 
 
-def _rfc3339(value: datetime | None) -> str:
+def rfc3339(value: datetime | None) -> str:
     return ".." if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def optional_timestamp(value: str | None) -> datetime | None:
+    return None if value is None else parse_timestamp(value)
 
 
 @dataclass
@@ -67,12 +74,14 @@ class Cursor:
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Cursor:
-        if not state:
+        if not state or state.get("value") is None:
             return cls()
         return cls(parse_timestamp(state["value"]), set(state["ids"]))
 
     def to_state(self) -> dict[str, Any]:
-        return {"value": _rfc3339(self.value), "ids": sorted(self.ids)}
+        if self.value is None:
+            return {}
+        return {"value": rfc3339(self.value), "ids": sorted(self.ids)}
 
     def advance(self, value: datetime, item_id: str) -> None:
         if self.value is None or value > self.value:
@@ -90,31 +99,36 @@ class WindowSettings:
     """Fixed when the run starts: items that arrive while it runs are the next run's."""
     scheduler_interval: tuple[datetime, datetime] | None = None
 
+    @property
+    def stateless(self) -> bool:
+        """The run reads a fixed window (`until`, or a scheduler's interval) and leaves the cursors alone."""
+        return self.until is not None or self.scheduler_interval is not None
 
-def plan_window(cursor: Cursor, settings: WindowSettings) -> Window:
-    """The window of this run: a scheduler's interval, else `since`/`until` moved on by the cursor."""
+
+def plan_window(cursor: Cursor, settings: WindowSettings, not_before: datetime | None = None) -> Window:
+    """The window of this run: a scheduler's interval, else `since`/`until`, else `[cursor - lag, upper bound)`.
+
+    `not_before` is where the parts that an interrupted run left to read end: the new window starts there at
+    the earliest, so that the two never overlap.
+    """
     if settings.scheduler_interval is not None:
         return Window(*settings.scheduler_interval, stateless=True)
-    start = settings.since
-    if cursor.value is not None and settings.until is None:
-        start = _latest(start, cursor.value - settings.lag)
-    return Window(start, settings.until or settings.upper_bound, stateless=settings.until is not None)
+    if settings.until is not None:
+        return Window(settings.since, settings.until, stateless=True)
+    start = settings.since if cursor.value is None else latest(settings.since, cursor.value - settings.lag)
+    return Window(latest(start, not_before), settings.upper_bound, stateless=False, end_excluded=True)
 
 
 class WindowFilter:
-    """Decides which items of a window are new, and moves the cursor over them."""
+    """Which items of a search are in its window: from `start` on, but for the ids at exactly `start` that were
+    loaded before, up to `end` (inclusive unless the window excludes it)."""
 
-    def __init__(self, window: Window, cursor: Cursor) -> None:
+    def __init__(self, window: Window, loaded_at_start: frozenset[str] = frozenset()) -> None:
         self.window = window
-        self.cursor = cursor
-        self._skip_at_start = cursor.ids if cursor.value is not None and cursor.value == window.start else set()
+        self.loaded_at_start = loaded_at_start
 
     def admits(self, value: datetime, item_id: str) -> bool:
         start, end = self.window.start, self.window.end
-        if start is not None and (value < start or (value == start and item_id in self._skip_at_start)):
+        if start is not None and (value < start or (value == start and item_id in self.loaded_at_start)):
             return False
         return end is None or value < end or (value == end and not self.window.end_excluded)
-
-    def record(self, value: datetime, item_id: str) -> None:
-        if not self.window.stateless:
-            self.cursor.advance(value, item_id)

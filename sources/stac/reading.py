@@ -1,0 +1,252 @@
+"""Reading a resource's items across its load packages.
+
+A reading plans the parts of a resource's windows once per process (the parts an interrupted run left, then
+each key's new window, cut for concurrent searches), pages their searches up to `concurrency` at once, and
+hands out the items a load package at a time. Between packages of the same process its searches keep
+running, so the next package continues where the last one stopped. After every package the reading's
+checkpoint goes into the resource's state, which dlt commits with the package: the cursors and each part's
+`read_to` cover exactly the items of the packages so far.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pystac_client import ItemSearch
+from pystac_client.conformance import ConformanceClasses
+
+from sources.stac.api import StacApi
+from sources.stac.checkpoints import (
+    Checkpoint,
+    Part,
+    backfill_state,
+    parts_end,
+    saved_backfill,
+    saved_checkpoints,
+)
+from sources.stac.extract import AdmittedRow, dlt_items, page_rows
+from sources.stac.paging import read_concurrently
+from sources.stac.searches import NamedSearch
+from sources.stac.streams import collection_search, cut_windows
+from sources.stac.tables import ItemTables
+from sources.stac.windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
+
+
+@dataclass
+class PartRead:
+    """One part being read in this process: its search, and which of its items are still to load."""
+
+    key: str
+    """The collection id (`items`) or the search's name whose cursor this part moves."""
+    collection: str | None
+    """The collection of the part's items, where one search reads one collection (for rejected items)."""
+    part: Part
+    search: ItemSearch
+    sorted: bool
+    """The server returns the items by datetime and id, so `read_to` tells how far the part was read."""
+    window_filter: WindowFilter = field(init=False)
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.window_filter = self.part.window_filter()
+
+
+class Reading:
+    """The parts of one resource's windows, read concurrently and handed out a load package at a time."""
+
+    def __init__(
+        self,
+        api: StacApi,
+        reads: list[PartRead],
+        cursors: dict[str, Cursor],
+        backfill: Window | None,
+        concurrency: int,
+        max_items: int | None = None,
+    ) -> None:
+        self.reads = reads
+        self.cursors = cursors
+        """Each key's cursor, moved over every item handed out; left alone by a backfill."""
+        self.backfill = backfill
+        """The stateless window read, if this is a backfill."""
+        self.max_items = max_items
+        self.taken = 0
+        self.tables = ItemTables()
+        self._pages = read_concurrently([api.search_pages(read.search) for read in reads], concurrency)
+
+    @property
+    def finished(self) -> bool:
+        return all(read.finished for read in self.reads)
+
+    def next_package(self, package_size: int) -> Iterator[Any]:
+        """Yields the items of the next load package, a page at a time, until it holds `package_size` rows or
+        every part is read: each page's new items as an Arrow table, its malformed items to `rejected_items`.
+
+        The cursors and the sorted parts' `read_to` move here, over exactly the items yielded.
+        """
+        rows = 0
+        for index, page in self._pages:
+            read = self.reads[index]
+            admitted, rejected = page_rows(page, read.window_filter, read.collection)
+            admitted = self._within_max_items(admitted)
+            for row, value in admitted:
+                self._record(read, row["id"], value)
+            yield from dlt_items(admitted, rejected, self.tables)
+            read.finished = page.last
+            rows += len(admitted) + len(rejected)
+            if self.max_items is not None and self.taken >= self.max_items:
+                self.stop()
+            if self.finished or rows >= package_size:
+                return
+
+    def _within_max_items(self, admitted: list[AdmittedRow]) -> list[AdmittedRow]:
+        if self.max_items is None:
+            return admitted
+        admitted = admitted[: self.max_items - self.taken]
+        self.taken += len(admitted)
+        return admitted
+
+    def _record(self, read: PartRead, item_id: str, value: datetime) -> None:
+        if self.backfill is None:
+            self.cursors[read.key].advance(value, item_id)
+        if read.sorted:
+            read.part.read_to.advance(value, item_id)
+
+    def stop(self) -> None:
+        """Ends the reading: its searches stop, and its parts count as read."""
+        self._pages.close()
+        for read in self.reads:
+            read.finished = True
+
+    def unread_parts(self, key: str) -> list[Part]:
+        return [read.part for read in self.reads if read.key == key and not read.finished]
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Writes where the reading stands into the resource's state: each key's cursor and unread parts, or the
+        unread parts of the backfill (none once it is read to its end)."""
+        if self.backfill is not None:
+            unread = {key: parts for key in self.cursors if (parts := self.unread_parts(key))}
+            if unread:
+                state["backfill"] = backfill_state(self.backfill, unread)
+            else:
+                state.pop("backfill", None)
+            return
+        saved = state.setdefault("cursors", {})
+        for key, cursor in self.cursors.items():
+            if checkpoint := Checkpoint(cursor, self.unread_parts(key)).to_state():
+                saved[key] = checkpoint
+
+
+class ReadingAcrossPackages:
+    """A resource's reading in this process, kept from one load package to the next.
+
+    It goes on only from the state it saved itself: when the resource's state is not what the last package
+    saved (the first package of a process, a refresh, a state restored from the destination, or a package
+    that did not complete), a new reading is planned from that state.
+    """
+
+    def __init__(self, plan: Callable[[dict[str, Any]], Reading]) -> None:
+        self._plan = plan
+        self._reading: Reading | None = None
+        self._saved: dict[str, Any] | None = None
+
+    def for_package(self, state: dict[str, Any]) -> Reading:
+        if self._reading is None or state != self._saved:
+            self.abandon()
+            self._reading = self._plan(state)
+        return self._reading
+
+    def saved(self, state: dict[str, Any]) -> None:
+        self._saved = copy.deepcopy(state)
+
+    @contextmanager
+    def abandoned_on_error(self) -> Iterator[None]:
+        """A package that does not end as planned (an error, or dlt closing the resource early) leaves a reading
+        that is ahead of what was saved: the next package plans anew."""
+        try:
+            yield
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        if self._reading is not None:
+            self._reading.stop()
+        self._reading, self._saved = None, None
+
+
+def _started_at_cursor(window: Window, cursor: Cursor) -> Part:
+    """A part of a new window; one that starts at the cursor has read the items at exactly it already."""
+    if cursor.value is not None and window.start == cursor.value:
+        return Part(window, Cursor(cursor.value, set(cursor.ids)))
+    return Part(window)
+
+
+def _planned_parts(
+    state: dict[str, Any], keys: list[str], settings: WindowSettings, window_of: Callable[[Window], Window]
+) -> tuple[dict[str, Cursor], dict[str, list[Part]], dict[str, Window], Window | None]:
+    """Each key's cursor, the parts an interrupted run left to read, the new window to read after them, and the
+    backfill window if the run is a backfill. `window_of` cuts the planned window to the key's own range."""
+    checkpoints = saved_checkpoints(state, keys)
+    cursors = {key: checkpoints[key].cursor for key in keys}
+    if settings.stateless:
+        backfill = window_of(plan_window(Cursor(), settings))
+        resumed = saved_backfill(state, backfill)
+        if resumed is not None:
+            return cursors, resumed, {}, backfill
+        return cursors, {}, {key: backfill for key in keys}, backfill
+    resumed = {key: checkpoints[key].parts for key in keys}
+    windows = {
+        key: window_of(plan_window(checkpoints[key].cursor, settings, parts_end(checkpoints[key].parts)))
+        for key in keys
+    }
+    return cursors, resumed, {key: window for key, window in windows.items() if not _empty(window)}, None
+
+
+def _empty(window: Window) -> bool:
+    return window.start is not None and window.end is not None and window.start >= window.end
+
+
+def items_reading(
+    api: StacApi,
+    collections: list[str],
+    state: dict[str, Any],
+    settings: WindowSettings,
+    page_size: int,
+    concurrency: int,
+) -> Reading:
+    """The reading of the `items` resource: per collection, the parts an interrupted run left, then its new
+    window cut into parts by the probes."""
+    cursors, resumed, windows, backfill = _planned_parts(state, collections, settings, lambda window: window)
+    cuts = dict(zip(windows, cut_windows(api, list(windows.items()), page_size, concurrency), strict=True))
+    sorted_ = api.conforms_to(ConformanceClasses.SORT)
+    reads = []
+    for collection in collections:
+        parts = resumed.get(collection, []) + [
+            _started_at_cursor(window, cursors[collection]) for window in cuts.get(collection, [])
+        ]
+        reads += [
+            PartRead(collection, collection, part, _part_search(api, collection, part, page_size), sorted_)
+            for part in parts
+        ]
+    return Reading(api, reads, cursors, backfill, concurrency)
+
+
+def _part_search(api: StacApi, collection: str, part: Part, page_size: int) -> ItemSearch:
+    return collection_search(api, collection, part.window_filter().window, page_size)
+
+
+def search_reading(api: StacApi, search: NamedSearch, state: dict[str, Any], settings: WindowSettings) -> Reading:
+    """The reading of a named search: one part, the one an interrupted run left or the new window."""
+    cursors, resumed, windows, backfill = _planned_parts(state, [search.name], settings, search.window)
+    cursor = cursors[search.name]
+    parts = resumed.get(search.name, []) + [_started_at_cursor(window, cursor) for window in windows.values()]
+    sorted_ = api.conforms_to(ConformanceClasses.SORT) and "sortby" not in search.parameters
+    reads = [
+        PartRead(search.name, None, part, search.request(api, part.window_filter().window), sorted_) for part in parts
+    ]
+    return Reading(api, reads, cursors, backfill, concurrency=1, max_items=search.max_items)

@@ -1,0 +1,181 @@
+"""Running the source to its end, one bounded load package after another, safe to kill at any moment.
+
+    report = run_in_packages(pipeline, stac(url=...))
+
+Each package of the source commits in the destination with the state that says how far it read (dlt's
+`_dlt_pipeline_state` row, which counts once the package's `_dlt_loads` row is written). A run:
+
+1. completes the packages that an interrupted run left pending (dlt would load them and skip the new data);
+2. checks that the state kept on this machine is the one the destination committed. It is ahead after a
+   package that could not be completed (aborted): then the destination's state is taken, and the items of
+   that package are read again. It is behind after a kill between dlt committing a package and saving the
+   state on disk: then too the destination's is taken;
+3. runs the source until no selected resource has parts left to read; each package after the first holds
+   only the resources that still read.
+
+Crash safety also needs the merges to be idempotent when dlt replays a load job that the destination had
+committed before the kill: the source's tables merge with dlt's deduplication of the staged rows, and on
+Postgres the `_dlt_id` columns must not be UNIQUE (`[destination.postgres] create_indexes = false`), else the
+replay fails and dlt aborts the package.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import dlt
+from dlt.common.destination.client import WithStateSync
+from dlt.common.pipeline import LoadInfo, TRefreshMode
+from dlt.common.storages.load_package import LoadPackageInfo
+from dlt.destinations.exceptions import DestinationUndefinedEntity
+from dlt.extract import DltSource
+from dlt.pipeline.state_sync import load_pipeline_state_from_destination
+
+from sources.stac.checkpoints import has_unread_parts
+
+__all__ = ["PackageRows", "ResumedPackage", "RunReport", "run_in_packages"]
+
+
+@dataclass(frozen=True)
+class PackageRows:
+    load_id: str
+    rows: dict[str, int]
+    """Rows per table, as dlt normalized them."""
+
+
+@dataclass(frozen=True)
+class ResumedPackage:
+    load_id: str
+    tables: list[str]
+    """The tables its load jobs wrote (its row counts were lost with the run that extracted it)."""
+
+
+@dataclass
+class RunReport:
+    resumed: list[ResumedPackage] = field(default_factory=list)
+    """Packages that an interrupted run left pending, completed by this one."""
+    restored: str | None = None
+    """What was wrong with the state on this machine, when the destination's committed state was taken instead."""
+    packages: list[PackageRows] = field(default_factory=list)
+    """The packages this run extracted and loaded."""
+    load_info: list[LoadInfo] = field(default_factory=list)
+
+    def rows(self) -> dict[str, int]:
+        """Rows loaded per table by the packages this run extracted."""
+        total: Counter[str] = Counter()
+        for package in self.packages:
+            total.update(package.rows)
+        return dict(total)
+
+
+def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefreshMode | None = None) -> RunReport:
+    """Loads `source` with `pipeline` until every selected resource is read to its end; see the module's doc.
+
+    `refresh` applies to the first package only (e.g. "drop_sources"). Raises `PipelineStepFailed` as
+    `pipeline.run` does, and on a package with failed jobs.
+    """
+    report = RunReport()
+    pipeline.sync_destination()
+    if pipeline.has_pending_data:
+        report.resumed = completed_pending_packages(pipeline)
+    report.restored = restore_committed_state(pipeline, source.name)
+    selected = source
+    while True:
+        first_package = {"refresh": refresh} if refresh and not report.packages else {}
+        info = pipeline.run(selected, **first_package)  # type: ignore[arg-type]
+        info.raise_on_failed_jobs()
+        report.load_info.append(info)
+        packages = rows_of_last_run(pipeline)
+        report.packages += packages
+        unread = [name for name in source.selected_resources if has_unread_parts(source.resources[name].state)]
+        if not unread:
+            return report
+        if not any(
+            rows for package in packages for table, rows in package.rows.items() if not table.startswith("_dlt")
+        ):
+            raise RuntimeError(f"A load package of {', '.join(unread)} read nothing, yet parts are left to read")
+        selected = source.with_resources(*unread)
+
+
+def completed_pending_packages(pipeline: dlt.Pipeline) -> list[ResumedPackage]:
+    """Normalizes and loads the packages an interrupted run left."""
+    if pipeline.list_extracted_load_packages():
+        pipeline.normalize()
+    info = pipeline.load()
+    info.raise_on_failed_jobs()
+    return [
+        ResumedPackage(
+            package.load_id, sorted({job.job_file_info.table_name for job in package.jobs["completed_jobs"]})
+        )
+        for package in info.load_packages
+    ]
+
+
+def restore_committed_state(pipeline: dlt.Pipeline, source_name: str) -> str | None:
+    """Takes the destination's committed state of `source_name` when the one on this machine differs from it;
+    says what differed, or None when they are the same (or the pipeline keeps no state in the destination)."""
+    if not pipeline.config.restore_from_destination or not pipeline.default_schema_name:
+        return None
+    committed = (committed_state(pipeline) or {}).get("sources", {}).get(source_name)
+    local = pipeline.state.get("sources", {}).get(source_name)
+    if local == committed:
+        return None
+    aborted = _aborted_packages(pipeline)
+    with pipeline.managed_state() as state:
+        if committed is None:
+            state.get("sources", {}).pop(source_name, None)
+        else:
+            state.setdefault("sources", {})[source_name] = committed
+    if aborted:
+        return (
+            f"load package {aborted[-1]} of an earlier run could not be completed (dlt aborted it): the cursors "
+            f"went back to those of the last package {pipeline.dataset_name} holds, and its items load again"
+        )
+    return (
+        f"the state on this machine was not the one {pipeline.dataset_name} holds (a run was killed between "
+        "loading a package and saving its state): the destination's state was taken"
+    )
+
+
+def committed_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
+    """The pipeline state of the last package the destination completed (None if there is none)."""
+    try:
+        with pipeline.destination_client() as client:
+            if not isinstance(client, WithStateSync):
+                return None
+            return load_pipeline_state_from_destination(pipeline.pipeline_name, client)  # type: ignore[return-value]
+    except DestinationUndefinedEntity:
+        return None
+
+
+def rows_of_last_run(pipeline: dlt.Pipeline) -> list[PackageRows]:
+    return [PackageRows(load_id, rows) for load_id, rows in sorted(_normalized_rows(pipeline.last_trace).items())]
+
+
+def _tables_of(package: LoadPackageInfo) -> list[str]:
+    return sorted({job.job_file_info.table_name for job in package.jobs["completed_jobs"]})
+
+
+def _data_rows(package: PackageRows) -> int:
+    return sum(rows for table, rows in package.rows.items() if not table.startswith("_dlt"))
+
+
+def _normalized_rows(trace: Any) -> dict[str, dict[str, int]]:
+    """Rows per table of each package a trace's normalize step handled."""
+    info = trace.last_normalize_info if trace is not None else None
+    if info is None:
+        return {}
+    return {
+        load_id: {table: table_metrics.items_count for table, table_metrics in metrics[0]["table_metrics"].items()}
+        for load_id, metrics in info.metrics.items()
+    }
+
+
+def _aborted_packages(pipeline: dlt.Pipeline) -> list[str]:
+    return [
+        load_id
+        for load_id in pipeline.list_completed_load_packages()
+        if pipeline.get_load_package_info(load_id).state == "aborted"
+    ]

@@ -1,0 +1,223 @@
+"""`kill -9` of the main job at every moment of a run, then one re-run: it exits 0, and the destination holds
+every item of the API exactly once, with the cursors of an uninterrupted run and nothing left in staging.
+
+Each moment is a named point of dlt's extract, normalize and load steps (`tests/kill_at.py`), reached in a
+real process of the main job loading the sample data from stac-fastapi-pgstac in packages of 300 items.
+The scenarios of one destination run three at a time, each with its own working folder and dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+
+from sources.stac.rows import item_cursor, item_row
+from tests.stac_helpers import loaded_ids, query
+from tests.stack import CatalogFolder, PgstacServer
+from tests.test_main_pipeline import PIPELINE, PROJECT_ROOT
+
+KILL_AT = Path(__file__).with_name("kill_at.py")
+COLLECTIONS = ["naip", "joplin", "3dep-lidar-dsm"]
+JOB_ARGUMENTS = ["--collections", *COLLECTIONS, "--package-size", "300"]
+
+EVERY_MOMENT = [
+    "extract:write@3",  # in the middle of extracting the first package
+    "extract:committed",  # the package is committed, the state on disk is not saved yet
+    "normalize:map",
+    "normalize:committed",  # the normalized package is committed, the extracted one still there
+    "load:start",
+    "job:start:items.*",
+    "job:committed:items.*.parquet",  # DuckDB committed the staging insert; dlt did not record it
+    "job:committed:_dlt_pipeline_state.*",
+    "job:committed:items.*.sql",  # the merge is committed, not recorded
+    "job:recorded:items.*.sql",
+    "load:complete",  # `_dlt_loads` written, the package not archived
+    "package:loaded@1",  # between the first and the second package
+    "extract:write@9",  # in the middle of a later package
+]
+POSTGRES_MOMENTS = [
+    "extract:committed",
+    "job:committed:items.*@1",  # Postgres committed the staging insert; dlt did not record it
+    "job:committed:collections.*",
+    "job:committed:_dlt_pipeline_state.*",
+    "job:committed:items.*.sql",
+    "load:complete",
+    "package:loaded@1",
+]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    killed: bool
+    rerun_exit: int
+    rows: int
+    distinct_rows: int
+    ids_exact: bool
+    cursors_exact: bool
+    staging_rows: int
+
+
+def exact_outcome(expected_rows: int) -> Outcome:
+    return Outcome(True, 0, expected_rows, expected_rows, True, True, 0)
+
+
+def expected_cursors(catalog: CatalogFolder) -> dict[str, dict[str, Any]]:
+    """Each collection's cursor after an uninterrupted run: its highest item datetime, and the ids at it."""
+    cursors = {}
+    for collection in COLLECTIONS:
+        rows = [item_row(item) for item in catalog.files_of(collection).items()]
+        highest = max(item_cursor(row) for row in rows)
+        ids = sorted(row["id"] for row in rows if item_cursor(row) == highest)
+        cursors[collection] = {"value": highest.isoformat().replace("+00:00", "Z"), "ids": ids}
+    return cursors
+
+
+def main_job(
+    workdir: Path, env: dict[str, str], arguments: list[str], kill_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    script = [str(KILL_AT)] if kill_at else [str(PIPELINE)]
+    return subprocess.run(
+        [sys.executable, *script, *JOB_ARGUMENTS, *arguments],
+        cwd=workdir,
+        env={**env, **({"KILL_AT": kill_at} if kill_at else {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@dataclass(frozen=True)
+class Destination:
+    arguments: list[str]
+    """The main job's arguments that choose it."""
+    env: dict[str, str]
+    pipeline_of: Callable[[Path], dlt.Pipeline]
+    """The main job's pipeline in a working folder, opened from its state on disk."""
+
+
+def killed_then_rerun(moment: str, workdir: Path, destination: Destination, catalog: CatalogFolder) -> Outcome:
+    workdir.mkdir()
+    env = {**destination.env, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
+    killed = main_job(workdir, env, destination.arguments, kill_at=moment)
+    rerun = main_job(workdir, env, destination.arguments)
+    assert rerun.returncode == 0, f"{moment}: the re-run failed:\n{rerun.stdout[-2000:]}\n{rerun.stderr[-3000:]}"
+    pipeline = destination.pipeline_of(workdir)
+    [(rows, distinct_rows)] = query(pipeline, "SELECT COUNT(*), COUNT(DISTINCT collection || '/' || id) FROM {items}")
+    expected = catalog.item_ids_by_collection()
+    return Outcome(
+        killed=killed.returncode == -9 and "KILLED AT" in killed.stderr,
+        rerun_exit=rerun.returncode,
+        rows=rows,
+        distinct_rows=distinct_rows,
+        ids_exact=loaded_ids(pipeline) == {collection: expected[collection] for collection in COLLECTIONS},
+        cursors_exact=pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"] == expected_cursors(catalog),
+        staging_rows=staging_rows(pipeline),
+    )
+
+
+def staging_rows(pipeline: dlt.Pipeline) -> int:
+    with pipeline.sql_client() as client, client.with_staging_dataset():
+        [(rows,)] = client.execute_sql(f"SELECT COUNT(*) FROM {client.make_qualified_table_name('items')}")
+        return int(rows)
+
+
+def outcomes_of(moments: list[str], run: Callable[[str], Outcome]) -> dict[str, Outcome]:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(moments, pool.map(run, moments), strict=True))
+
+
+def attached(workdir: Path, destination: Any) -> dlt.Pipeline:
+    return dlt.attach("terrabyte", pipelines_dir=str(workdir / "dlt" / "pipelines"), destination=destination)
+
+
+def folder_of(moment: str) -> str:
+    return "".join(char if char.isalnum() else "_" for char in moment)
+
+
+@pytest.fixture()
+def expected_rows(sample_catalog: CatalogFolder) -> int:
+    ids = sample_catalog.item_ids_by_collection()
+    return sum(len(ids[collection]) for collection in COLLECTIONS)
+
+
+def test_a_kill_at_any_moment_then_one_rerun_loads_every_item_once_into_duckdb(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, expected_rows: int, tmp_path: Path
+) -> None:
+    duckdb = Destination(
+        arguments=[],
+        env={**os.environ, "SOURCES__STAC__URL": pgstac_server.url},
+        pipeline_of=lambda folder: attached(folder, dlt.destinations.duckdb(str(folder / "terrabyte.duckdb"))),
+    )
+
+    def run(moment: str) -> Outcome:
+        return killed_then_rerun(moment, tmp_path / folder_of(moment), duckdb, sample_catalog)
+
+    outcomes = outcomes_of(EVERY_MOMENT, run)
+
+    assert outcomes == {moment: exact_outcome(expected_rows) for moment in EVERY_MOMENT}
+
+
+def test_a_kill_at_any_moment_then_one_rerun_loads_every_item_once_into_postgres(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, expected_rows: int, tmp_path: Path
+) -> None:
+    def run(moment: str) -> Outcome:
+        database = f"crash_{folder_of(moment)}"
+        pgstac_server.cluster.create_database(database)
+        url = pgstac_server.cluster.url(database)
+        postgres = Destination(
+            arguments=["--destination", "postgres"],
+            env={**os.environ, "SOURCES__STAC__URL": pgstac_server.url, "DESTINATION__POSTGRES__CREDENTIALS": url},
+            pipeline_of=lambda folder: attached(folder, dlt.destinations.postgres(url)),
+        )
+        return killed_then_rerun(moment, tmp_path / database, postgres, sample_catalog)
+
+    outcomes = outcomes_of(POSTGRES_MOMENTS, run)
+
+    assert outcomes == {moment: exact_outcome(expected_rows) for moment in POSTGRES_MOMENTS}
+
+
+def test_a_package_dlt_aborts_is_named_by_the_next_run_and_its_items_load_again(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, expected_rows: int, tmp_path: Path
+) -> None:
+    """A UNIQUE index on `_dlt_id` (`create_indexes = true`) makes dlt abort the package whose replayed job it
+    refuses; the cursors had moved with that package's extract. The next run must load its items again."""
+    pgstac_server.cluster.create_database("crash_aborted")
+    url = pgstac_server.cluster.url("crash_aborted")
+    env = {
+        **os.environ,
+        "SOURCES__STAC__URL": pgstac_server.url,
+        "DESTINATION__POSTGRES__CREDENTIALS": url,
+        "DESTINATION__POSTGRES__CREATE_INDEXES": "true",
+        "DLT_PROJECT_DIR": str(PROJECT_ROOT),
+        "DLT_DATA_DIR": str(tmp_path / "dlt"),
+    }
+    arguments = ["--destination", "postgres"]
+
+    killed = main_job(tmp_path, env, arguments, kill_at="job:committed:collections.*")
+    aborted = main_job(tmp_path, env, arguments)
+    rerun = main_job(tmp_path, env, arguments)
+
+    assert killed.returncode == -9
+    assert aborted.returncode == 1
+    assert 'duplicate key value violates unique constraint "collections__dlt_id_key"' in aborted.stderr
+    assert rerun.returncode == 0, rerun.stderr
+    pipeline = attached(tmp_path, dlt.destinations.postgres(url))
+    assert query(pipeline, "SELECT COUNT(*), COUNT(DISTINCT collection || '/' || id) FROM {items}") == [
+        (expected_rows, expected_rows)
+    ]
+    assert pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"] == expected_cursors(sample_catalog)
+    [restored] = [line for line in rerun.stdout.splitlines() if line.startswith("Restored: ")]
+    assert restored.startswith("Restored: load package ")
+    assert restored.endswith(
+        "of an earlier run could not be completed (dlt aborted it): the cursors went back to those of the last"
+        " package terrabyte_stac holds, and its items load again."
+    )
