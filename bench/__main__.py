@@ -1,7 +1,7 @@
 """`make bench`: how fast our source loads a STAC API's items, against pystac-client, dlt's rest_api and rustac.
 
     python -m bench [--items 10000] [--runs 3] [--port 8090] [--workers 4] [--page-size N] [--peer-limit 1000]
-                    [--rest-api-max-items N] [--keep-stack] [--rss-baseline MB]
+                    [--rest-api-max-items N] [--only d-duckdb,...] [--keep-stack] [--rss-baseline MB]
 
 Every option also reads a BENCH_* environment variable (BENCH_PORT, BENCH_WORKERS, ...). The results
 table goes to stdout and to bench/results/latest.md; progress goes to stderr. The exit status is 1
@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.catalog import bench_data
 from bench.measure import ContenderFailed
 from bench.report import report
-from bench.runs import Options, one_run, verification_errors
+from bench.runs import CONTENDERS, Options, one_run, verification_errors
 from bench.stack import bench_stack, drop_destination, log
 from tests.stack.processes import make_workdir
 
@@ -30,6 +30,14 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 def optional_int(value: str | None) -> int | None:
     return int(value) if value else None
+
+
+def contender_keys(value: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in value.split(",") if key.strip())
+    unknown = set(keys) - set(CONTENDERS)
+    if unknown or not keys:
+        raise argparse.ArgumentTypeError(f"unknown contenders {sorted(unknown)}; choose from {', '.join(CONTENDERS)}")
+    return keys
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -54,6 +62,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="stop rest_api after about this many items (default: all)",
     )
     parser.add_argument(
+        "--only",
+        type=contender_keys,
+        default=contender_keys(env("BENCH_ONLY", ",".join(CONTENDERS))),
+        help=f"the contenders to run, comma separated (default: all of {','.join(CONTENDERS)}; e needs d-duckdb)",
+    )
+    parser.add_argument(
         "--keep-stack",
         action="store_true",
         default=bool(env("BENCH_KEEP_STACK")),
@@ -71,7 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` stops the stack too, like Ctrl-C
-    options = Options(args.peer_limit, args.page_size, args.rest_api_max_items)
+    options = Options(args.peer_limit, args.page_size, args.rest_api_max_items, args.only)
     started = time.monotonic()
     data = bench_data(args.items)
     log(f"{data.items} items (+{data.new_items} new) in {data.root}, ready in {time.monotonic() - started:.1f} s")

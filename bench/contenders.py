@@ -1,13 +1,15 @@
-"""The contenders, each run by the harness in a process of its own so that its peak RSS is its own.
+"""The peers, each run by the harness in a process of its own so that its peak RSS is its own, and the count
+of what ours loaded.
 
-    python -m bench.contenders NAME --url URL --workdir DIR --result FILE [options]
+    python -m bench.contenders PEER --url URL --workdir DIR --result FILE [options]
+    python -m bench.contenders count --destination duckdb|postgres --workdir DIR --result FILE
 
-Each one reads every item of the API (or, for the incremental run, the new ones), counts what it got
-and writes a JSON report with at least `items` to FILE. Only the public API of our source is used:
-`from sources.stac import stac` and dlt.
+Each peer reads every item of the API, counts what it got and writes a JSON report with at least `items`
+to FILE. Ours is the main job itself (`pipelines/terrabyte_pipeline.py`, run by `bench/measure.py`);
+`count` then reads, in a process that is not measured, what its destination holds.
 
 Each contender imports its libraries itself, so that no process pays the time and memory of
-another's imports (pystac-client never loads dlt, ours never loads rustac).
+another's imports (pystac-client never loads dlt, the main job never loads rustac).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 NEXT_LINK = "links[?rel=='next'].href"
+MAIN_JOB_PIPELINE = "terrabyte"
+"""The pipeline name of pipelines/terrabyte_pipeline.py, which the benchmark runs as ours."""
 POSTGRES_URL_VARIABLE = "BENCH_POSTGRES_URL"
 """The destination database's URL (with its password) comes in the environment, not on the command line."""
 
@@ -111,25 +115,29 @@ def rustac_items(url: str, limit: int, workdir: Path) -> dict[str, Any]:
     return {"items": rows, "reported": written}
 
 
-def our_items(url: str, destination: str, page_size: int | None, workdir: Path) -> dict[str, Any]:
-    """Our source, full load on the first run in `workdir`, incremental on the next; counted in the destination."""
-    from sources.stac import stac
+def destination_counts(destination: str, workdir: Path) -> dict[str, Any]:
+    """What the main job's pipeline in `workdir` holds: rows of `items`, distinct `(collection, id)`, the DuckDB
+    file's size, and the source settings it ran with."""
+    import dlt
 
-    pipeline = dlt_pipeline("bench_stac", workdir, destination)
-    pipeline.run(stac(url=url) if page_size is None else stac(url=url, page_size=page_size))
-    loaded = pipeline.last_trace.last_normalize_info.row_counts.get("items", 0)
+    target: Any = (
+        dlt.destinations.postgres(os.environ[POSTGRES_URL_VARIABLE])
+        if destination == "postgres"
+        else dlt.destinations.duckdb(str(workdir / f"{MAIN_JOB_PIPELINE}.duckdb"))
+    )
+    pipeline = dlt.attach(MAIN_JOB_PIPELINE, pipelines_dir=str(workdir / "dlt" / "pipelines"), destination=target)
     with pipeline.sql_client() as client:
         items = client.make_qualified_table_name("items")
         keys = f"SELECT DISTINCT collection, id FROM {items}"
         [(count, distinct)] = client.execute_sql(
             f"SELECT count(*), (SELECT count(*) FROM ({keys}) AS item_keys) FROM {items}"
         )
+    duckdb_file = workdir / f"{MAIN_JOB_PIPELINE}.duckdb"
     return {
         "items": count,
         "distinct": distinct,
-        "loaded": loaded,
-        "page_size": page_size or source_setting("page_size"),
-        "concurrency": source_setting("concurrency"),
+        "duckdb_mb": duckdb_file.stat().st_size / 1e6 if destination == "duckdb" else None,
+        **{name: source_setting(name) for name in ("page_size", "concurrency", "package_size")},
     }
 
 
@@ -141,7 +149,7 @@ def source_setting(name: str) -> int:
 
     from sources.stac import stac
 
-    configured = dlt.config.get(f"sources.stac.{name}")
+    configured = os.environ.get(f"SOURCES__STAC__{name.upper()}") or dlt.config.get(f"sources.stac.{name}")
     return int(configured or inspect.signature(stac).parameters[name].default)
 
 
@@ -165,27 +173,26 @@ def report_of(args: argparse.Namespace) -> dict[str, Any]:
         return rest_api_items(args.url, args.peer_limit, args.max_items, args.workdir)
     if args.contender == "rustac":
         return rustac_items(args.url, args.peer_limit, args.workdir)
-    return our_items(args.url, args.destination, args.page_size, args.workdir)
+    return destination_counts(args.destination, args.workdir)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.contenders", description=__doc__.splitlines()[0])
-    parser.add_argument("contender", choices=("pystac-client", "rest-api", "rustac", "ours"))
-    parser.add_argument("--url", required=True, help="the STAC API's landing page")
+    parser.add_argument("contender", choices=("pystac-client", "rest-api", "rustac", "count"))
+    parser.add_argument("--url", help="the STAC API's landing page (not for count)")
     parser.add_argument("--workdir", type=Path, required=True, help="where files and dlt state go")
     parser.add_argument("--result", type=Path, required=True, help="the JSON report to write")
     parser.add_argument(
         "--peer-limit", type=int, default=1000, help="page size asked by pystac-client, rest_api, rustac"
     )
     parser.add_argument("--max-items", type=int, help="rest_api only: stop after about this many items")
-    parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb", help="ours only")
-    parser.add_argument("--page-size", type=int, help="ours only: page_size (default: the source's)")
+    parser.add_argument("--destination", choices=("duckdb", "postgres"), default="duckdb", help="count only")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    args.url = args.url.rstrip("/")
+    args.url = args.url and args.url.rstrip("/")
     args.result.write_text(json.dumps(report_of(args)))
     return 0
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MAIN_JOB = PROJECT_ROOT / "pipelines" / "terrabyte_pipeline.py"
 
 
 class ContenderFailed(RuntimeError):
@@ -30,28 +31,30 @@ class Measurement:
     contender: str
     """The row label, e.g. `d. ours -> DuckDB`."""
     items: int
-    """Items the contender itself counted (for ours: rows loaded by this run)."""
+    """Items the contender itself counted (for ours: rows this run added to `items`)."""
     wall_s: float
     peak_rss_mb: float
     report: dict[str, Any]
-    """Everything the contender's process reported."""
+    """What the contender's process reported (for ours: the destination counted afterwards)."""
 
     @property
     def items_per_s(self) -> float:
         return self.items / self.wall_s
 
 
-def measure(label: str, arguments: list[str], workdir: Path, env: Mapping[str, str] | None = None) -> Measurement:
-    """Runs `python -m bench.contenders ARGUMENTS` from the project root (where `.dlt/` is) and measures it.
+@dataclass(frozen=True)
+class ProcessUsage:
+    wall_s: float
+    peak_rss_mb: float
 
-    Its output goes to our stderr, so that stdout carries only the results table.
-    """
-    with tempfile.NamedTemporaryFile(suffix=".json", dir=workdir, delete=False) as result:
-        result_file = Path(result.name)
-    command = [sys.executable, "-m", "bench.contenders", *arguments, "--workdir", str(workdir)]
-    command += ["--result", str(result_file)]
+
+def run_measured(label: str, command: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> ProcessUsage:
+    """Runs `command` with our Python and measures it; its output goes to our stderr, so that stdout carries only
+    the results table."""
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, stdout=sys.stderr)
+    process = subprocess.Popen(
+        [sys.executable, *command], cwd=cwd, env={**os.environ, **(env or {})}, stdout=sys.stderr
+    )
     try:
         _, status, usage = os.wait4(process.pid, 0)
     except BaseException:
@@ -59,10 +62,39 @@ def measure(label: str, arguments: list[str], workdir: Path, env: Mapping[str, s
         process.wait()
         raise
     wall_s = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise ContenderFailed(f"{label} failed with exit status {process.returncode}; its output is above")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise ContenderFailed(
+            f"{label} failed with exit status {os.waitstatus_to_exitcode(status)}; its output is above"
+        )
+    return ProcessUsage(wall_s, usage.ru_maxrss / 1024)
+
+
+def contender_report(
+    label: str, arguments: list[str], workdir: Path, env: Mapping[str, str] | None = None
+) -> tuple[ProcessUsage, dict[str, Any]]:
+    """Runs `python -m bench.contenders ARGUMENTS` from the project root (where `.dlt/` is), and what it reported."""
+    with tempfile.NamedTemporaryFile(suffix=".json", dir=workdir, delete=False) as result:
+        result_file = Path(result.name)
+    command = ["-m", "bench.contenders", *arguments, "--workdir", str(workdir), "--result", str(result_file)]
+    usage = run_measured(label, command, PROJECT_ROOT, env)
     report = json.loads(result_file.read_text())
     result_file.unlink()
-    items = int(report.get("loaded", report["items"]))
-    return Measurement(label, items, wall_s, usage.ru_maxrss / 1024, report)
+    return usage, report
+
+
+def measure(label: str, arguments: list[str], workdir: Path, env: Mapping[str, str] | None = None) -> Measurement:
+    """A peer: `python -m bench.contenders ARGUMENTS`, which counts the items it read."""
+    usage, report = contender_report(label, arguments, workdir, env)
+    return Measurement(label, int(report["items"]), usage.wall_s, usage.peak_rss_mb, report)
+
+
+def measure_main_job(
+    label: str, arguments: list[str], workdir: Path, env: Mapping[str, str], items_before: int = 0
+) -> Measurement:
+    """Ours, as a user runs it: the main job with the project's `.dlt/config.toml`, its state and DuckDB file in
+    `workdir`; then, in a process that is not measured, what its destination holds."""
+    job_env = {**env, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
+    usage = run_measured(label, [str(MAIN_JOB), *arguments], workdir, job_env)
+    destination = arguments[arguments.index("--destination") + 1]
+    _, counts = contender_report(label, ["count", "--destination", destination], workdir, job_env)
+    return Measurement(label, int(counts["items"]) - items_before, usage.wall_s, usage.peak_rss_mb, counts)

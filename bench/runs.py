@@ -1,7 +1,7 @@
 """One run of the benchmark: every contender once, one after another, against the same stack.
 
-a. pystac-client, b. dlt's rest_api, c. rustac, d. ours into DuckDB and into Postgres, then e. ours
-again on d's DuckDB pipeline after the new items went into the server; they are taken out again
+a. pystac-client, b. dlt's rest_api, c. rustac, d. ours (the main job) into DuckDB and into Postgres, then
+e. ours again on d's DuckDB pipeline after the new items went into the server; they are taken out again
 afterwards, so that every run (and a later reuse of the stack) starts from the same items.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.catalog import BenchData
 from bench.contenders import POSTGRES_URL_VARIABLE
-from bench.measure import Measurement, measure
+from bench.measure import Measurement, measure, measure_main_job
 from bench.stack import BenchStack, delete_items, fresh_destination, insert_items, log
 
 CONTENDERS = ("a", "b", "c", "d-duckdb", "d-postgres", "e")
@@ -26,36 +26,47 @@ class Options:
     page_size: int | None
     """Our source's page_size; None: its own default."""
     rest_api_max_items: int | None
+    only: tuple[str, ...] = CONTENDERS
+    """The contenders to run (e needs d-duckdb)."""
 
 
 def one_run(stack: BenchStack, data: BenchData, options: Options, workdir: Path) -> dict[str, Measurement]:
-    """Every contender's measurement of this run, by contender key."""
+    """Every chosen contender's measurement of this run, by contender key."""
     peers = ["--url", stack.url, "--peer-limit", str(options.peer_limit)]
-    ours = ["ours", "--url", stack.url, *(["--page-size", str(options.page_size)] if options.page_size else [])]
+    ours = ["--url", stack.url]
+    our_env = {"SOURCES__STAC__PAGE_SIZE": str(options.page_size)} if options.page_size else {}
     rest_api_cap = ["--max-items", str(options.rest_api_max_items)] if options.rest_api_max_items else []
-    results = {
-        "a": logged("a", ["pystac-client", *peers], fresh_folder(workdir / "a")),
-        "b": logged("b", ["rest-api", *peers, *rest_api_cap], fresh_folder(workdir / "b")),
-        "c": logged("c", ["rustac", *peers], fresh_folder(workdir / "c")),
-        "d-duckdb": logged("d-duckdb", [*ours, "--destination", "duckdb"], fresh_folder(workdir / "d-duckdb")),
-    }
-    postgres = {POSTGRES_URL_VARIABLE: fresh_destination(stack.cluster)}
-    results["d-postgres"] = logged(
-        "d-postgres", [*ours, "--destination", "postgres"], fresh_folder(workdir / "d-postgres"), postgres
-    )
-    log(f"inserting {insert_items(stack.cluster, data.new_catalog)} new items into pgstac")
-    try:
-        results["e"] = logged("e", [*ours, "--destination", "duckdb"], workdir / "d-duckdb")
-    finally:
-        log(f"deleted the {delete_items(stack.cluster, data.new_catalog)} new items from pgstac again")
+    results: dict[str, Measurement] = {}
+    if "a" in options.only:
+        results["a"] = logged(measure("a", ["pystac-client", *peers], fresh_folder(workdir / "a")))
+    if "b" in options.only:
+        results["b"] = logged(measure("b", ["rest-api", *peers, *rest_api_cap], fresh_folder(workdir / "b")))
+    if "c" in options.only:
+        results["c"] = logged(measure("c", ["rustac", *peers], fresh_folder(workdir / "c")))
+    if "d-duckdb" in options.only:
+        duckdb = [*ours, "--destination", "duckdb"]
+        results["d-duckdb"] = logged(measure_main_job("d-duckdb", duckdb, fresh_folder(workdir / "d-duckdb"), our_env))
+    if "d-postgres" in options.only:
+        url = fresh_destination(stack.cluster)
+        postgres_env = {**our_env, POSTGRES_URL_VARIABLE: url, "DESTINATION__POSTGRES__CREDENTIALS": url}
+        postgres = [*ours, "--destination", "postgres"]
+        folder = fresh_folder(workdir / "d-postgres")
+        results["d-postgres"] = logged(measure_main_job("d-postgres", postgres, folder, postgres_env))
+    if "e" in options.only and "d-duckdb" in results:
+        log(f"inserting {insert_items(stack.cluster, data.new_catalog)} new items into pgstac")
+        try:
+            before = int(results["d-duckdb"].report["items"])
+            duckdb = [*ours, "--destination", "duckdb"]
+            results["e"] = logged(measure_main_job("e", duckdb, workdir / "d-duckdb", our_env, items_before=before))
+        finally:
+            log(f"deleted the {delete_items(stack.cluster, data.new_catalog)} new items from pgstac again")
     return results
 
 
-def logged(key: str, arguments: list[str], workdir: Path, env: dict[str, str] | None = None) -> Measurement:
-    """`measure`, saying on stderr what it measured."""
-    measurement = measure(key, arguments, workdir, env)
+def logged(measurement: Measurement) -> Measurement:
+    """`measurement`, said on stderr."""
     log(
-        f"{key}: {measurement.items} items in {measurement.wall_s:.1f} s, "
+        f"{measurement.contender}: {measurement.items} items in {measurement.wall_s:.1f} s, "
         f"peak RSS {measurement.peak_rss_mb:.0f} MB; {measurement.report}"
     )
     return measurement
@@ -75,15 +86,17 @@ def verification_errors(results: dict[str, Measurement], data: BenchData, option
     errors = [
         f"{key} counted {results[key].items} items, expected {count}"
         for key, count in expected.items()
-        if results[key].items != count
+        if key in results and results[key].items != count
     ]
     loads = {"d-duckdb": (data.items, data.items), "d-postgres": (data.items, data.items)}
     loads["e"] = (data.new_items, data.items + data.new_items)
     for key, (loaded, total) in loads.items():
+        if key not in results:
+            continue
         report = results[key].report
-        if (report["loaded"], report["items"], report["distinct"]) != (loaded, total, total):
+        if (results[key].items, report["items"], report["distinct"]) != (loaded, total, total):
             errors.append(
-                f"{key} loaded {report['loaded']} items, and its items table holds {report['items']} rows of "
+                f"{key} loaded {results[key].items} items, and its items table holds {report['items']} rows of "
                 f"{report['distinct']} distinct (collection, id); expected {loaded}, and {total} of {total}"
             )
     return errors

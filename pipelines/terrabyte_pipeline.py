@@ -11,11 +11,17 @@ Runs are incremental on item datetime, per collection; see README.md.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import dataclasses
+import platform
 import sys
 from typing import Any
 
 import dlt
-from dlt.common.configuration import resolve_configuration
+import pyarrow as pa  # type: ignore[import-untyped]
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.stac import stac
@@ -27,6 +33,40 @@ from sources.stac.runs import PackageRows, RunReport, run_in_packages
 
 PIPELINE_NAME = "terrabyte"
 DATASET_NAME = "terrabyte_stac"
+M_ARENA_MAX = -8
+"""glibc's `mallopt` parameter for the most malloc arenas the process keeps."""
+
+
+@configspec
+class MemorySettings(BaseConfiguration):
+    """`[main_job]` in .dlt/config.toml: what bounds the memory of a run besides the package limits."""
+
+    duckdb: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"memory_limit": "256MB", "threads": 1, "preserve_insertion_order": False}
+    )
+    """DuckDB's settings while it loads; its default memory limit (80% of the RAM) lets it keep the tables it
+    writes, so that it grows with them."""
+    malloc_arenas: int = 2
+    """At most this many malloc arenas: the pages that the reading threads parse are freed where they are reused."""
+
+
+def memory_settings() -> MemorySettings:
+    return resolve_configuration(MemorySettings(), sections=("main_job",))
+
+
+def keep_less_freed_memory(settings: MemorySettings) -> None:
+    """Arrow allocates with malloc instead of its own jemalloc pool, and malloc keeps at most `malloc_arenas`
+    arenas, so that memory freed after one page or package is reused by the next instead of held."""
+    pa.set_memory_pool(pa.system_memory_pool())
+    if platform.libc_ver()[0] == "glibc":
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, settings.malloc_arenas)
+
+
+def destination_of(name: str, settings: MemorySettings) -> Any:
+    """The destination called `name`; DuckDB with its settings."""
+    if name != "duckdb":
+        return name
+    return dlt.destinations.duckdb(credentials=DuckDbCredentials(global_config=dict(settings.duckdb)))
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -149,8 +189,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["login"]:
         return login(argv[1:])
     args = parse_args(argv)
+    settings = memory_settings()
+    keep_less_freed_memory(settings)
+    destination = destination_of(args.destination, settings)
     pipeline = dlt.pipeline(
-        pipeline_name=PIPELINE_NAME, destination=args.destination, dataset_name=args.dataset, progress="log"
+        pipeline_name=PIPELINE_NAME, destination=destination, dataset_name=args.dataset, progress="log"
     )
     try:
         source = stac(**source_arguments(args))

@@ -60,11 +60,19 @@ def test_a_since_that_is_no_timestamp_is_named(rustac_server: RustacServer) -> N
     )
 
 
-@pytest.mark.parametrize("setting", [{"concurrency": 0}, {"page_size": -5}, {"concurrency": "4"}])
+@pytest.mark.parametrize(
+    "setting", [{"concurrency": 0}, {"page_size": -5}, {"concurrency": "4"}, {"package_size": 0.5}]
+)
 def test_a_count_below_one_or_not_a_number_is_named(setting: dict[str, Any], rustac_server: RustacServer) -> None:
     [(key, value)] = setting.items()
     with pytest.raises(StacSourceError, match=rf"^`{key}` must be a whole number of 1 or more, got {value!r}$"):
         stac(url=rustac_server.url, **setting)
+
+
+@pytest.mark.parametrize("value", [0, -1.5, "32"])
+def test_package_megabytes_must_be_above_zero(value: Any, rustac_server: RustacServer) -> None:
+    with pytest.raises(StacSourceError, match=rf"^`package_megabytes` must be a number above 0, got {value!r}$"):
+        stac(url=rustac_server.url, package_megabytes=value)
 
 
 @pytest.fixture()

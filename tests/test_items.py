@@ -16,7 +16,7 @@ from sources.stac.api import StacApi
 from sources.stac.auth.authorizers import Anonymous
 from sources.stac.checkpoints import Part
 from sources.stac.rows import item_cursor, item_row, parse_timestamp
-from sources.stac.runs import committed_state
+from sources.stac.runs import committed_state, run_in_packages
 from sources.stac.stac_io import stac_api_io
 from sources.stac.streams import cut_windows
 from sources.stac.windows import Cursor, Window, WindowFilter
@@ -395,3 +395,13 @@ def test_a_backfill_in_packages_goes_on_where_it_stopped_and_leaves_the_cursors_
     assert loaded_ids(duckdb_pipeline) == {"naip": before_2020}
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(len(before_2020),)]
     assert resource_state(duckdb_pipeline) == {}
+
+
+def test_a_package_also_ends_at_package_megabytes(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
+    """Packages of any number of items but at most a millionth of a megabyte: each page is a package of its own."""
+    source = stac(url=pgstac_server.url, collections=["naip"], page_size=100, concurrency=1, package_megabytes=1e-6)
+
+    report = run_in_packages(duckdb_pipeline, source.with_resources("items"))
+
+    assert [package.rows["items"] for package in report.packages] == [100] * 10
+    assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {items}") == [(1000, 1000)]

@@ -17,10 +17,10 @@ from dlt.sources import DltResource
 from sources.stac.api import StacApi
 from sources.stac.auth import StacApiCredentials, authorizer_for
 from sources.stac.extract import REJECTED_ITEMS_TABLE
-from sources.stac.reading import ReadingAcrossPackages, items_reading, search_reading
+from sources.stac.reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
 from sources.stac.rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
 from sources.stac.searches import NamedSearch, checked_search
-from sources.stac.settings import at_least_one, window_settings
+from sources.stac.settings import at_least_one, positive, window_settings
 from sources.stac.stac_io import stac_api_io
 from sources.stac.tables import quiet_json_text_hints
 from sources.stac.windows import WindowSettings
@@ -38,9 +38,10 @@ def stac(
     until: str | datetime | None = None,
     lag: float = 0.0,
     allow_external_schedulers: bool = False,
-    page_size: int = 500,
+    page_size: int = 250,
     concurrency: int = 2,
-    package_size: int = 10_000,
+    package_size: int = 20_000,
+    package_megabytes: float = 32.0,
     max_retries: int = 5,
     backoff_factor: float = 0.5,
     timeout: float = 60.0,
@@ -52,10 +53,11 @@ def stac(
     is no STAC API, refused credentials, unknown collections, a missing conformance class or bad
     search parameters raise a `StacSourceError` that says what is wrong.
 
-    Items load in packages of about `package_size`: each `pipeline.run` of the source loads the next
-    package of every resource that has items left to read, and commits with it how far they were read, so
-    that a crash loses at most the package in flight. `run_in_packages(pipeline, source)` (`runs.py`) runs
-    the source until everything is read, after completing what an interrupted run left.
+    Items load in packages of at most about `package_size` items or `package_megabytes`: each `pipeline.run`
+    of the source loads the next package of every resource that has items left to read, and commits with it
+    how far they were read, so that a crash loses at most the package in flight. `run_in_packages(pipeline,
+    source)` (`runs.py`) runs the source until everything is read, after completing what an interrupted run
+    left.
 
     Args:
         url: The API's landing page.
@@ -70,8 +72,9 @@ def stac(
         page_size: Items per page asked of the server.
         concurrency: Searches paged at the same time; each collection's window is cut by datetime into
             up to this many parts. 1 pages one search after another.
-        package_size: Items (and rejected items) per load package of a resource, at least: a package
-            ends with the page that reaches it.
+        package_size: Items (and rejected items) per load package of a resource: a package ends with the
+            page that reaches this many, or `package_megabytes` of Arrow data, whichever comes first.
+        package_megabytes: Megabytes of Arrow data per load package of a resource, at most about.
         max_retries: Retries of a request on 408, 429, 5xx, connection errors, timeouts and broken answers.
         backoff_factor: Exponential backoff between retries, in seconds.
         timeout: Seconds to wait for the server to answer a request.
@@ -79,7 +82,9 @@ def stac(
             configured, the refresh token that `login` cached for this API, else anonymous.
     """
     page_size, concurrency = at_least_one("page_size", page_size), at_least_one("concurrency", concurrency)
-    package_size = at_least_one("package_size", package_size)
+    package = PackageLimits(
+        at_least_one("package_size", package_size), positive("package_megabytes", package_megabytes)
+    )
     quiet_json_text_hints()
     authorizer = authorizer_for(url, credentials, timeout)
     api = StacApi.open(url, stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency))
@@ -91,8 +96,8 @@ def stac(
     )
     return [
         collections_resource(api, selected),
-        with_rejected_items_table(items(item_reading, package_size)),
-        *(with_rejected_items_table(search_resource(api, search, settings, package_size)) for search in named),
+        with_rejected_items_table(items(item_reading, package)),
+        *(with_rejected_items_table(search_resource(api, search, settings, package)) for search in named),
         queryables(api),
         conformance(api),
     ]
@@ -121,22 +126,22 @@ def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dic
 
 
 @dlt.resource(write_disposition="merge", primary_key=ITEM_KEY, columns=ITEM_COLUMNS)
-def items(reading: ReadingAcrossPackages, package_size: int) -> Iterator[Any]:
+def items(reading: ReadingAcrossPackages, package: PackageLimits) -> Iterator[Any]:
     """The items of the selected collections in one `items` table, merged on `(collection, id)`.
 
     Each collection has its own datetime cursor in this resource's state, so adding a collection
     later starts it from its own initial value and never moves another's cursor. Up to `concurrency`
     searches are paged at once; each package's items move the cursors, saved with the package.
     """
-    yield from next_package(reading, package_size)
+    yield from next_package(reading, package)
 
 
-def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings, package_size: int) -> DltResource:
+def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings, package: PackageLimits) -> DltResource:
     """The items of one named search in its own table, merged on `(collection, id)`, with its own cursor."""
     reading = ReadingAcrossPackages(lambda state: search_reading(api, search, state, settings))
 
     def search_items() -> Iterator[Any]:
-        yield from next_package(reading, package_size)
+        yield from next_package(reading, package)
 
     return dlt.resource(
         search_items,
@@ -148,12 +153,12 @@ def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings,
     )
 
 
-def next_package(reading: ReadingAcrossPackages, package_size: int) -> Iterator[Any]:
+def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Iterator[Any]:
     """The resource's next load package, and the checkpoint that dlt commits with it in the resource's state."""
     state = dlt.current.resource_state()
     package = reading.for_package(state)  # planned from the saved checkpoints in a process's first package
     with reading.abandoned_on_error():
-        yield from package.next_package(package_size)  # moves the cursors over the items it yields
+        yield from package.next_package(limits)  # moves the cursors over the items it yields
     package.save_checkpoint(state)
     reading.saved(state)
 

@@ -3,7 +3,6 @@ malformed items as rows of `rejected_items`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -38,11 +37,17 @@ def page_rows(
     return admitted, rejected
 
 
-def dlt_items(admitted: list[AdmittedRow], rejected: list[dict[str, Any]], tables: ItemTables) -> Iterator[Any]:
+def dlt_items(admitted: list[AdmittedRow], rejected: list[dict[str, Any]], tables: ItemTables) -> tuple[list[Any], int]:
     """The admitted rows as one Arrow table (with `json` hints for new JSON columns), the rejected rows to
-    `rejected_items`."""
+    `rejected_items`; and about how many bytes they hold."""
+    items: list[Any] = []
+    nbytes = sum(len(row["raw_json"]) for row in rejected)
     if admitted:
         table, new_json_columns = tables.table([row for row, _ in admitted])
-        yield dlt.mark.with_hints(table, dlt.mark.make_hints(columns=new_json_columns)) if new_json_columns else table
+        nbytes += table.nbytes
+        items.append(
+            dlt.mark.with_hints(table, dlt.mark.make_hints(columns=new_json_columns)) if new_json_columns else table
+        )
     if rejected:
-        yield dlt.mark.with_table_name(rejected, REJECTED_ITEMS_TABLE)
+        items.append(dlt.mark.with_table_name(rejected, REJECTED_ITEMS_TABLE))
+    return items, nbytes

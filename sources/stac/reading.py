@@ -56,6 +56,15 @@ class PartRead:
         self.window_filter = self.part.window_filter()
 
 
+@dataclass(frozen=True)
+class PackageLimits:
+    """When a resource's load package is full: at `items` rows, or at `megabytes` of Arrow data (large items such
+    as Sentinel-2's reach that first), whichever comes first; the page that reaches it ends the package."""
+
+    items: int
+    megabytes: float
+
+
 class Reading:
     """The parts of one resource's windows, read concurrently and handed out a load package at a time."""
 
@@ -82,25 +91,26 @@ class Reading:
     def finished(self) -> bool:
         return all(read.finished for read in self.reads)
 
-    def next_package(self, package_size: int) -> Iterator[Any]:
-        """Yields the items of the next load package, a page at a time, until it holds `package_size` rows or
-        every part is read: each page's new items as an Arrow table, its malformed items to `rejected_items`.
+    def next_package(self, limits: PackageLimits) -> Iterator[Any]:
+        """Yields the items of the next load package, a page at a time, until it is full (`limits`) or every part
+        is read: each page's new items as an Arrow table, its malformed items to `rejected_items`.
 
         The cursors and the sorted parts' `read_to` move here, over exactly the items yielded.
         """
-        rows = 0
+        rows, size = 0, 0
         for index, page in self._pages:
             read = self.reads[index]
             admitted, rejected = page_rows(page, read.window_filter, read.collection)
             admitted = self._within_max_items(admitted)
             for row, value in admitted:
                 self._record(read, row["id"], value)
-            yield from dlt_items(admitted, rejected, self.tables)
+            items, nbytes = dlt_items(admitted, rejected, self.tables)
+            yield from items
             read.finished = page.last
-            rows += len(admitted) + len(rejected)
+            rows, size = rows + len(admitted) + len(rejected), size + nbytes
             if self.max_items is not None and self.taken >= self.max_items:
                 self.stop()
-            if self.finished or rows >= package_size:
+            if self.finished or rows >= limits.items or size >= limits.megabytes * 1e6:
                 return
 
     def _within_max_items(self, admitted: list[AdmittedRow]) -> list[AdmittedRow]:

@@ -11,7 +11,9 @@ Each package of the source commits in the destination with the state that says h
    that package are read again. It is behind after a kill between dlt committing a package and saving the
    state on disk: then too the destination's is taken;
 3. runs the source until no selected resource has parts left to read; each package after the first holds
-   only the resources that still read.
+   only the resources that still read. On Postgres, the merge keys of the source's tables get an index after
+   the first package: each merge looks up the package's keys in the table, which without one means reading
+   the whole table once per package.
 
 Crash safety also needs the merges to be idempotent when dlt replays a load job that the destination had
 committed before the kill: the source's tables merge with dlt's deduplication of the staged rows, and on
@@ -28,6 +30,7 @@ from typing import Any
 import dlt
 from dlt.common.destination.client import WithStateSync
 from dlt.common.pipeline import LoadInfo, TRefreshMode
+from dlt.common.schema.utils import get_columns_names_with_prop
 from dlt.common.storages.load_package import LoadPackageInfo
 from dlt.destinations.exceptions import DestinationUndefinedEntity
 from dlt.extract import DltSource
@@ -82,12 +85,14 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
         report.resumed = completed_pending_packages(pipeline)
     report.restored = restore_committed_state(pipeline, source.name)
     selected = source
+    indexed: set[str] = set()
     while True:
         first_package = {"refresh": refresh} if refresh and not report.packages else {}
         info = pipeline.run(selected, **first_package)  # type: ignore[arg-type]
         info.raise_on_failed_jobs()
         report.load_info.append(info)
         packages = rows_of_last_run(pipeline)
+        indexed |= index_merge_keys(pipeline, already=indexed)
         report.packages += packages
         unread = [name for name in source.selected_resources if has_unread_parts(source.resources[name].state)]
         if not unread:
@@ -137,6 +142,27 @@ def restore_committed_state(pipeline: dlt.Pipeline, source_name: str) -> str | N
         f"the state on this machine was not the one {pipeline.dataset_name} holds (a run was killed between "
         "loading a package and saving its state): the destination's state was taken"
     )
+
+
+def index_merge_keys(pipeline: dlt.Pipeline, already: set[str]) -> set[str]:
+    """Postgres: an index on the primary key of every merged table of the pipeline's schema but those `already`
+    done; returns the tables done."""
+    if pipeline.destination.destination_type != "dlt.destinations.postgres":
+        return set()
+    merged = {
+        str(table["name"]): get_columns_names_with_prop(table, "primary_key")
+        for table in pipeline.default_schema.data_tables()
+        if table.get("write_disposition") == "merge"
+    }
+    todo = {table: keys for table, keys in merged.items() if keys and table not in already}
+    with pipeline.sql_client() as client:
+        for table, keys in todo.items():
+            name = client.escape_column_name(f"{table}__{'_'.join(keys)}"[:63])
+            columns = ", ".join(client.escape_column_name(key) for key in keys)
+            client.execute_sql(
+                f"CREATE INDEX IF NOT EXISTS {name} ON {client.make_qualified_table_name(table)} ({columns})"
+            )
+    return set(todo)
 
 
 def committed_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:

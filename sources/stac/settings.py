@@ -33,6 +33,13 @@ def at_least_one(key: str, value: int) -> int:
     return value
 
 
+def positive(key: str, value: float) -> float:
+    """`value` if it is a number above 0, else an error that names `key`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise StacSourceError(f"`{key}` must be a number above 0, got {value!r}")
+    return float(value)
+
+
 def window_settings(
     since: str | datetime | None, until: str | datetime | None, lag_s: float, allow_external_schedulers: bool
 ) -> WindowSettings:
