@@ -83,8 +83,9 @@ def contender_report(
 
 
 def measure(label: str, arguments: list[str], workdir: Path, env: Mapping[str, str] | None = None) -> Measurement:
-    """A peer: `python -m bench.contenders ARGUMENTS`, which counts the items it read."""
-    usage, report = contender_report(label, arguments, workdir, env)
+    """A peer: `python -m bench.contenders ARGUMENTS`, which counts the items it read. dlt's settings are its
+    defaults: the project's `.dlt/config.toml` is ours, so the peer's dlt looks for one in `workdir`."""
+    usage, report = contender_report(label, arguments, workdir, {**(env or {}), "DLT_PROJECT_DIR": str(workdir)})
     return Measurement(label, int(report["items"]), usage.wall_s, usage.peak_rss_mb, report)
 
 

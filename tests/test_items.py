@@ -15,8 +15,10 @@ from sources.stac import stac
 from sources.stac.api import StacApi
 from sources.stac.auth.authorizers import Anonymous
 from sources.stac.checkpoints import Part
+from sources.stac.reading import PackageLimits, items_reading
 from sources.stac.rows import item_cursor, item_row, parse_timestamp
 from sources.stac.runs import committed_state, run_in_packages
+from sources.stac.settings import window_settings
 from sources.stac.stac_io import stac_api_io
 from sources.stac.streams import cut_windows
 from sources.stac.windows import Cursor, Window, WindowFilter
@@ -405,3 +407,17 @@ def test_a_package_also_ends_at_package_megabytes(pgstac_server: PgstacServer, d
 
     assert [package.rows["items"] for package in report.packages] == [100] * 10
     assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {items}") == [(1000, 1000)]
+
+
+def test_a_checkpoint_whose_parts_are_read_and_found_empty_is_dropped(pgstac_server: PgstacServer) -> None:
+    """Parts left by an interrupted run over a range that holds no item (deleted since, say), for a collection
+    with no cursor yet: once read, the collection has nothing to save, and its old parts must not stay."""
+    api = StacApi.open(pgstac_server.url, stac_api_io(pgstac_server.url, Anonymous(), 0, 0, 30))
+    empty_part = {"start": "2099-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z", "end_excluded": True, "read_to": None}
+    state: dict[str, Any] = {"cursors": {"joplin": {"parts": [empty_part]}}}
+    reading = items_reading(api, ["joplin"], state, window_settings(None, None, 0, False), 100, 2)
+
+    assert list(reading.next_package(PackageLimits(1000, 100))) == []
+    reading.save_checkpoint(state)
+
+    assert state == {"cursors": {}}

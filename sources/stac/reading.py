@@ -149,6 +149,8 @@ class Reading:
         for key, cursor in self.cursors.items():
             if checkpoint := Checkpoint(cursor, self.unread_parts(key)).to_state():
                 saved[key] = checkpoint
+            else:  # nothing loaded yet, and nothing left to read: a window that was empty
+                saved.pop(key, None)
 
 
 class ReadingAcrossPackages:
