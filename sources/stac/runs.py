@@ -29,7 +29,7 @@ from typing import Any
 
 import dlt
 from dlt.common.destination.client import WithStateSync
-from dlt.common.pipeline import LoadInfo, TRefreshMode
+from dlt.common.pipeline import TRefreshMode
 from dlt.common.schema.utils import get_columns_names_with_prop
 from dlt.common.storages.load_package import LoadPackageInfo
 from dlt.destinations.exceptions import DestinationUndefinedEntity
@@ -63,7 +63,6 @@ class RunReport:
     """What was wrong with the state on this machine, when the destination's committed state was taken instead."""
     packages: list[PackageRows] = field(default_factory=list)
     """The packages this run extracted and loaded."""
-    load_info: list[LoadInfo] = field(default_factory=list)
 
     def rows(self) -> dict[str, int]:
         """Rows loaded per table by the packages this run extracted."""
@@ -90,7 +89,6 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
         first_package = {"refresh": refresh} if refresh and not report.packages else {}
         info = pipeline.run(selected, **first_package)  # type: ignore[arg-type]
         info.raise_on_failed_jobs()
-        report.load_info.append(info)
         packages = rows_of_last_run(pipeline)
         indexed |= index_merge_keys(pipeline, already=indexed)
         report.packages += packages
