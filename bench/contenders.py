@@ -149,7 +149,7 @@ def source_setting(name: str) -> int:
 
     from sources.stac import stac
 
-    configured = os.environ.get(f"SOURCES__STAC__{name.upper()}") or dlt.config.get(f"sources.stac.{name}")
+    configured = dlt.config.get(f"sources.stac.{name}")
     return int(configured or inspect.signature(stac).parameters[name].default)
 
 

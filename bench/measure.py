@@ -62,10 +62,8 @@ def run_measured(label: str, command: list[str], cwd: Path, env: Mapping[str, st
         process.wait()
         raise
     wall_s = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise ContenderFailed(
-            f"{label} failed with exit status {os.waitstatus_to_exitcode(status)}; its output is above"
-        )
+    if (exit_code := os.waitstatus_to_exitcode(status)) != 0:
+        raise ContenderFailed(f"{label} failed with exit status {exit_code}; its output is above")
     return ProcessUsage(wall_s, usage.ru_maxrss / 1024)
 
 

@@ -153,6 +153,8 @@ def index_merge_keys(pipeline: dlt.Pipeline, already: set[str]) -> set[str]:
         if table.get("write_disposition") == "merge"
     }
     todo = {table: keys for table, keys in merged.items() if keys and table not in already}
+    if not todo:
+        return set()
     with pipeline.sql_client() as client:
         for table, keys in todo.items():
             name = client.escape_column_name(f"{table}__{'_'.join(keys)}"[:63])
