@@ -147,7 +147,7 @@ def source_setting(name: str) -> int:
 
     import dlt
 
-    from sources.stac import stac
+    from dlt_stac import stac
 
     configured = dlt.config.get(f"sources.stac.{name}")
     return int(configured or inspect.signature(stac).parameters[name].default)

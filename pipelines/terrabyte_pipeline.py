@@ -24,12 +24,12 @@ from dlt.common.configuration.specs import BaseConfiguration
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.stac import stac
-from sources.stac.auth import StacApiCredentials
-from sources.stac.auth.device_login import login_and_cache
-from sources.stac.auth.oidc import DeviceAuthorization
-from sources.stac.errors import StacSourceError
-from sources.stac.runs import PackageRows, RunReport, run_in_packages
+from dlt_stac import stac
+from dlt_stac.auth import StacApiCredentials
+from dlt_stac.auth.device_login import login_and_cache
+from dlt_stac.auth.oidc import DeviceAuthorization
+from dlt_stac.errors import StacSourceError
+from dlt_stac.runs import PackageRows, RunReport, run_in_packages
 
 PIPELINE_NAME = "terrabyte"
 DATASET_NAME = "terrabyte_stac"

@@ -18,12 +18,12 @@ import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.stac import stac
-from sources.stac.auth import StacApiCredentials
-from sources.stac.auth.authorizers import RefreshTokenGrant, RenewingToken
-from sources.stac.auth.oidc import OidcProvider
-from sources.stac.auth.token_cache import TokenCacheFile, cache_key
-from sources.stac.errors import (
+from dlt_stac import stac
+from dlt_stac.auth import StacApiCredentials
+from dlt_stac.auth.authorizers import RefreshTokenGrant, RenewingToken
+from dlt_stac.auth.oidc import OidcProvider
+from dlt_stac.auth.token_cache import TokenCacheFile, cache_key
+from dlt_stac.errors import (
     AccessDenied,
     AuthenticationRequired,
     ClientCredentialsRejected,
@@ -31,7 +31,7 @@ from sources.stac.errors import (
     StaticTokenRefused,
     TokenCacheNotPrivate,
 )
-from sources.stac.stac_io import stac_api_io
+from dlt_stac.stac_io import stac_api_io
 from tests.stac_helpers import loaded_ids, query
 from tests.stack import CatalogFolder, PgstacServer
 from tests.stack.auth_proxy import AuthProxy

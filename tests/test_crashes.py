@@ -20,7 +20,7 @@ from typing import Any
 import dlt
 import pytest
 
-from sources.stac.rows import item_cursor, item_row
+from dlt_stac.rows import item_cursor, item_row
 from tests.stac_helpers import loaded_ids, query
 from tests.stack import CatalogFolder, PgstacServer
 from tests.test_main_pipeline import PIPELINE, PROJECT_ROOT

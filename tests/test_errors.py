@@ -12,15 +12,15 @@ import psycopg2
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.stac import stac
-from sources.stac.errors import (
+from dlt_stac import stac
+from dlt_stac.errors import (
     MissingConformance,
     NotAStacApi,
     StacApiUnreachable,
     StacSourceError,
     UnknownCollections,
 )
-from sources.stac.runs import run_in_packages
+from dlt_stac.runs import run_in_packages
 from tests.stac_helpers import add_items, create_collection, loaded_ids, query, rows_loaded
 from tests.stack import CatalogFolder, PgstacServer, RustacServer
 from tests.stack.fault_proxy import FaultProxy, Faults

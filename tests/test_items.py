@@ -11,17 +11,17 @@ from typing import Any
 import dlt
 import pytest
 
-from sources.stac import stac
-from sources.stac.api import StacApi
-from sources.stac.auth.authorizers import Anonymous
-from sources.stac.checkpoints import Part
-from sources.stac.reading import PackageLimits, items_reading
-from sources.stac.rows import item_cursor, item_row, parse_timestamp
-from sources.stac.runs import committed_state, run_in_packages
-from sources.stac.settings import window_settings
-from sources.stac.stac_io import stac_api_io
-from sources.stac.streams import cut_windows
-from sources.stac.windows import Cursor, Window, WindowFilter
+from dlt_stac import stac
+from dlt_stac.api import StacApi
+from dlt_stac.auth.authorizers import Anonymous
+from dlt_stac.checkpoints import Part
+from dlt_stac.reading import PackageLimits, items_reading
+from dlt_stac.rows import item_cursor, item_row, parse_timestamp
+from dlt_stac.runs import committed_state, run_in_packages
+from dlt_stac.settings import window_settings
+from dlt_stac.stac_io import stac_api_io
+from dlt_stac.streams import cut_windows
+from dlt_stac.windows import Cursor, Window, WindowFilter
 from tests.stac_helpers import (
     add_items,
     column_types,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sources.stac.errors import MalformedItem
-from sources.stac.rows import item_cursor, item_row
+from dlt_stac.errors import MalformedItem
+from dlt_stac.rows import item_cursor, item_row
 
 ITEM: dict[str, Any] = {
     "type": "Feature",

@@ -8,11 +8,11 @@ import dlt
 import pytest
 from pystac_client import Client
 
-from sources.stac import stac
-from sources.stac.api import StacApi
-from sources.stac.auth.authorizers import Anonymous
-from sources.stac.errors import InvalidSearch, UnknownCollections
-from sources.stac.stac_io import stac_api_io
+from dlt_stac import stac
+from dlt_stac.api import StacApi
+from dlt_stac.auth.authorizers import Anonymous
+from dlt_stac.errors import InvalidSearch, UnknownCollections
+from dlt_stac.stac_io import stac_api_io
 from tests.stac_helpers import loaded_ids, query, rows_loaded
 from tests.stack import CatalogFolder, PgstacServer
 

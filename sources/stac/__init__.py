@@ -14,21 +14,21 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from sources.stac.api import StacApi
-from sources.stac.auth import StacApiCredentials, authorizer_for
-from sources.stac.extract import REJECTED_ITEMS_TABLE
-from sources.stac.reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
-from sources.stac.rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
-from sources.stac.searches import NamedSearch, checked_search
-from sources.stac.settings import at_least_one, positive, window_settings
-from sources.stac.stac_io import stac_api_io
-from sources.stac.tables import quiet_json_text_hints
-from sources.stac.windows import WindowSettings
+from .api import StacApi
+from .auth import StacApiCredentials, authorizer_for
+from .extract import REJECTED_ITEMS_TABLE
+from .reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
+from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
+from .searches import NamedSearch, checked_search
+from .settings import at_least_one, positive, window_settings
+from .stac_io import stac_api_io
+from .tables import quiet_json_text_hints
+from .windows import WindowSettings
 
 ITEM_KEY = ("collection", "id")
 
 
-@dlt.source(name="stac", max_table_nesting=0)
+@dlt.source(name="stac", section="stac", max_table_nesting=0)
 def stac(
     url: str = dlt.config.value,
     collections: list[str] | None = None,

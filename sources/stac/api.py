@@ -19,8 +19,8 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from pystac_client.warnings import DoesNotConformTo
 
-from sources.stac.errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
-from sources.stac.paging import Page, iter_pages
+from .errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
+from .paging import Page, iter_pages
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sources.stac.windows import Cursor, Window, WindowFilter, optional_timestamp, rfc3339
+from .windows import Cursor, Window, WindowFilter, optional_timestamp, rfc3339
 
 
 @dataclass

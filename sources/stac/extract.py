@@ -8,11 +8,11 @@ from typing import Any
 
 import dlt
 
-from sources.stac.errors import MalformedItem
-from sources.stac.paging import Page
-from sources.stac.rows import item_cursor, item_row, rejected_item_row
-from sources.stac.tables import ItemTables
-from sources.stac.windows import WindowFilter
+from .errors import MalformedItem
+from .paging import Page
+from .rows import item_cursor, item_row, rejected_item_row
+from .tables import ItemTables
+from .windows import WindowFilter
 
 REJECTED_ITEMS_TABLE = "rejected_items"
 

@@ -20,8 +20,8 @@ from typing import Any
 from pystac_client import ItemSearch
 from pystac_client.conformance import ConformanceClasses
 
-from sources.stac.api import StacApi
-from sources.stac.checkpoints import (
+from .api import StacApi
+from .checkpoints import (
     Checkpoint,
     Part,
     backfill_state,
@@ -29,12 +29,12 @@ from sources.stac.checkpoints import (
     saved_backfill,
     saved_checkpoints,
 )
-from sources.stac.extract import AdmittedRow, dlt_items, page_rows
-from sources.stac.paging import read_concurrently
-from sources.stac.searches import NamedSearch
-from sources.stac.streams import collection_search, cut_windows
-from sources.stac.tables import ItemTables
-from sources.stac.windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
+from .extract import AdmittedRow, dlt_items, page_rows
+from .paging import read_concurrently
+from .searches import NamedSearch
+from .streams import collection_search, cut_windows
+from .tables import ItemTables
+from .windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
 
 
 @dataclass

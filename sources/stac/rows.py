@@ -16,7 +16,7 @@ import orjson
 import pendulum
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from sources.stac.errors import MalformedItem
+from .errors import MalformedItem
 
 ITEM_KEYS = ("type", "stac_version", "stac_extensions", "id", "collection", "geometry", "bbox", "assets", "links")
 TIMESTAMP_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "created", "updated")

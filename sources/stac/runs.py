@@ -36,7 +36,7 @@ from dlt.destinations.exceptions import DestinationUndefinedEntity
 from dlt.extract import DltSource
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
-from sources.stac.checkpoints import has_unread_parts
+from .checkpoints import has_unread_parts
 
 __all__ = ["PackageRows", "ResumedPackage", "RunReport", "run_in_packages"]
 

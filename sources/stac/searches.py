@@ -9,10 +9,10 @@ from typing import Any, TypedDict
 import cql2
 from pystac_client import ItemSearch
 
-from sources.stac.api import StacApi
-from sources.stac.errors import InvalidSearch, StacSourceError
-from sources.stac.rows import parse_timestamp
-from sources.stac.windows import Window
+from .api import StacApi
+from .errors import InvalidSearch, StacSourceError
+from .rows import parse_timestamp
+from .windows import Window
 
 
 class SearchConfig(TypedDict, total=False):

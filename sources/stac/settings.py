@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 from dlt.extract.incremental.context import get_interval_context
 
-from sources.stac.errors import StacSourceError
-from sources.stac.rows import parse_timestamp
-from sources.stac.windows import WindowSettings
+from .errors import StacSourceError
+from .rows import parse_timestamp
+from .windows import WindowSettings
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -21,11 +21,11 @@ from datetime import datetime
 from pystac_client import ItemSearch
 from pystac_client.conformance import ConformanceClasses
 
-from sources.stac.api import StacApi
-from sources.stac.errors import MalformedItem
-from sources.stac.paging import Page, read_concurrently
-from sources.stac.rows import item_cursor, item_row
-from sources.stac.windows import Window
+from .api import StacApi
+from .errors import MalformedItem
+from .paging import Page, read_concurrently
+from .rows import item_cursor, item_row
+from .windows import Window
 
 DESCENDING_BY_DATETIME_THEN_ID = ["-properties.datetime", "-id"]
 

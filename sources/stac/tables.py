@@ -15,7 +15,7 @@ import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from sources.stac.rows import ITEM_COLUMNS, TIMESTAMP_PROPERTIES
+from .rows import ITEM_COLUMNS, TIMESTAMP_PROPERTIES
 
 JSON_COLUMNS = frozenset(name for name, column in ITEM_COLUMNS.items() if column.get("data_type") == "json")
 REQUIRED_COLUMNS = frozenset(name for name, column in ITEM_COLUMNS.items() if column.get("nullable") is False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sources.stac.rows import parse_timestamp
+from .rows import parse_timestamp
 
 
 @dataclass(frozen=True)

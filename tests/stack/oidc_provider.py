@@ -26,8 +26,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sources.stac.auth.credentials import TERRABYTE_CLIENT_ID
-from sources.stac.auth.oidc import DEVICE_CODE_GRANT
+from dlt_stac.auth.credentials import TERRABYTE_CLIENT_ID
+from dlt_stac.auth.oidc import DEVICE_CODE_GRANT
 from tests.stack.local_http import LocalHttpServer, QuietJsonHandler
 
 REALM = "/realms/test"

@@ -14,10 +14,7 @@ from typing import Protocol
 
 import jwt
 
-from sources.stac.auth.credentials import StacApiCredentials
-from sources.stac.auth.oidc import OidcProvider, TokenEndpointError, Tokens
-from sources.stac.auth.token_cache import TokenCache
-from sources.stac.errors import (
+from ..errors import (
     AccessDenied,
     AuthenticationRequired,
     ClientCredentialsRejected,
@@ -26,6 +23,9 @@ from sources.stac.errors import (
     StacSourceError,
     StaticTokenRefused,
 )
+from .credentials import StacApiCredentials
+from .oidc import OidcProvider, TokenEndpointError, Tokens
+from .token_cache import TokenCache
 
 logger = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import secrets
 import time
 from collections.abc import Callable
 
-from sources.stac.auth.credentials import StacApiCredentials
-from sources.stac.auth.oidc import DeviceAuthorization, OidcProvider, TokenEndpointError, Tokens
-from sources.stac.auth.token_cache import TokenCache
-from sources.stac.errors import IdentityProviderError, LoginFailed
+from ..errors import IdentityProviderError, LoginFailed
+from .credentials import StacApiCredentials
+from .oidc import DeviceAuthorization, OidcProvider, TokenEndpointError, Tokens
+from .token_cache import TokenCache
 
 SLOW_DOWN_STEP_S = 5.0
 """RFC 8628 3.5: after `slow_down`, poll this much less often for the rest of the login."""

@@ -14,7 +14,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import Retry
 
-from sources.stac.errors import IdentityProviderError
+from ..errors import IdentityProviderError
 
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sources.stac.errors import TokenCacheNotPrivate, TokenCacheUnreadable
+from ..errors import TokenCacheNotPrivate, TokenCacheUnreadable
 
 APP_FOLDER = "terrabyte_auth"
 FILE_NAME = "refresh-tokens.json"

@@ -13,7 +13,7 @@ import requests
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
-from sources.stac.auth.authorizers import Authorizer
+from .authorizers import Authorizer
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
