@@ -15,21 +15,21 @@ export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 
 ## run: serve the sample data with the light local server and run the main pipeline into DuckDB
 run: $(VENV)/.installed-demo
-	$(PY) -m tests.stack exec --server rustac -- $(PY) pipelines/terrabyte_pipeline.py --url {url}
+	$(PY) -m stack exec --server rustac -- $(PY) pipelines/terrabyte_pipeline.py --url {url}
 
 ## test: install the test extras, PostgreSQL 15 + PostGIS and the server's virtualenv, then run pytest
 test: $(VENV)/.installed-test $(SERVER_VENV)/.installed
-	$(PY) -m tests.stack require-postgres
+	$(PY) -m stack require-postgres
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## stack-up: start stac-fastapi-pgstac on 127.0.0.1:$(PORT) with the collections in $(DATA)
 stack-up: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
-	$(PY) -m tests.stack require-postgres
-	$(PY) -m tests.stack up --data $(DATA) --port $(PORT)
+	$(PY) -m stack require-postgres
+	$(PY) -m stack up --data $(DATA) --port $(PORT)
 
 ## stack-down: stop the stack on $(PORT) and remove its cluster
 stack-down: $(VENV)/.installed-demo
-	$(PY) -m tests.stack down --port $(PORT)
+	$(PY) -m stack down --port $(PORT)
 
 ## dashboard: dlt's dashboard (marimo) of the main job's runs, on 127.0.0.1:2718
 dashboard: $(VENV)/.installed-demo
@@ -37,7 +37,7 @@ dashboard: $(VENV)/.installed-demo
 
 ## bench: load $(ITEMS) items from a local stac-fastapi-pgstac with ours and its peers, $(RUNS) times (bench/README.md)
 bench: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
-	$(PY) -m tests.stack require-postgres >&2
+	$(PY) -m stack require-postgres >&2
 	$(PY) -m bench --items $(ITEMS) --runs $(RUNS)
 
 $(VENV)/bin/python:
@@ -50,10 +50,10 @@ $(VENV)/.installed-%: pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[$*]'
 	touch $@
 
-$(SERVER_VENV)/.installed: tests/stack/server-requirements.txt
+$(SERVER_VENV)/.installed: stack/server-requirements.txt
 	$(PYTHON) -m venv $(SERVER_VENV)
 	$(SERVER_VENV)/bin/python -m pip install -q --upgrade pip
-	$(SERVER_VENV)/bin/python -m pip install -q -r tests/stack/server-requirements.txt
+	$(SERVER_VENV)/bin/python -m pip install -q -r stack/server-requirements.txt
 	touch $@
 
 clean:

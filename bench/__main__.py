@@ -23,7 +23,7 @@ from bench.measure import ContenderFailed
 from bench.report import report
 from bench.runs import CONTENDERS, Options, one_run, verification_errors
 from bench.stack import bench_stack, drop_destination, log
-from tests.stack.processes import make_workdir
+from stack.processes import make_workdir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 

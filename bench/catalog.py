@@ -7,7 +7,7 @@
   incremental run;
 - `manifest.json`: the counts, written last, so that a folder with a manifest is complete.
 
-Both folders have the layout of `tests/stack/catalog_folder.py`. A folder is generated once and reused.
+Both folders have the layout of `stack/catalog_folder.py`. A folder is generated once and reused.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tests.stack import CatalogFolder, CollectionFiles
+from stack import CatalogFolder, CollectionFiles
 
 DATA_ROOT = Path(__file__).resolve().parent / ".data"
 BASE_START = datetime(2015, 1, 1, tzinfo=timezone.utc)

@@ -1,7 +1,7 @@
-"""The benchmark's STAC API: stac-fastapi-pgstac from `tests/stack`, started for a run or reused.
+"""The benchmark's STAC API: stac-fastapi-pgstac from `stack`, started for a run or reused.
 
 A stack on the bench port that already serves exactly the benchmark's items is reused (and left
-running); otherwise one is started in the folder where `python -m tests.stack up` would put it, so
+running); otherwise one is started in the folder where `python -m stack up` would put it, so
 that `make stack-down PORT=<port>` can stop one that `--keep-stack` left running.
 The same cluster holds the Postgres destination database and takes the incremental run's new items.
 """
@@ -24,10 +24,10 @@ from typing import Any
 import psycopg2
 
 from bench.catalog import BenchData
-from tests.stack import CatalogFolder, PgstacServer, PostgresCluster
-from tests.stack.__main__ import stack_workdir
-from tests.stack.pgstac import APP_SETTINGS, DATABASE
-from tests.stack.processes import free_port, port_is_taken
+from stack import CatalogFolder, PgstacServer, PostgresCluster
+from stack.__main__ import stack_workdir
+from stack.pgstac import APP_SETTINGS, DATABASE
+from stack.processes import free_port, port_is_taken
 
 DESTINATION_DATABASE = "bench_destination"
 

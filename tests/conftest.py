@@ -9,10 +9,10 @@ from pathlib import Path
 import dlt
 import pytest
 
-from tests.stack import CatalogFolder, PgstacServer, RustacServer
-from tests.stack.auth_proxy import AuthProxy
-from tests.stack.oidc_provider import OidcTestProvider
-from tests.stack.processes import make_workdir
+from stack import CatalogFolder, PgstacServer, RustacServer
+from stack.auth_proxy import AuthProxy
+from stack.oidc_provider import OidcTestProvider
+from stack.processes import make_workdir
 
 
 @pytest.fixture(scope="session")

@@ -32,11 +32,11 @@ from dlt_stac.errors import (
     TokenCacheNotPrivate,
 )
 from dlt_stac.stac_io import stac_api_io
+from stack import CatalogFolder, PgstacServer
+from stack.auth_proxy import AuthProxy
+from stack.oidc_provider import SERVICE_CLIENT, OidcTestProvider
+from stack.recording_api import RecordingApi
 from tests.stac_helpers import loaded_ids, query
-from tests.stack import CatalogFolder, PgstacServer
-from tests.stack.auth_proxy import AuthProxy
-from tests.stack.oidc_provider import SERVICE_CLIENT, OidcTestProvider
-from tests.stack.recording_api import RecordingApi
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "terrabyte_pipeline.py"
 

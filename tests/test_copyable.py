@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.stack import RustacServer
+from stack import RustacServer
 
 SOURCE_FOLDER = Path(__file__).resolve().parents[1] / "sources" / "stac"
 
@@ -37,7 +37,7 @@ def test_a_copy_of_the_folder_loads_in_another_project(rustac_server: RustacServ
     (project / ".dlt" / "config.toml").write_text('[sources.stac]\ncollections = ["joplin"]\n')
     (project / "copied_pipeline.py").write_text(PIPELINE_SCRIPT)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DLT_", "SOURCES__", "PYTHONPATH"))}
-    env["SOURCES__STAC__URL"] = rustac_server.url
+    env.update(SOURCES__STAC__URL=rustac_server.url, DLT_DATA_DIR=str(project / "dlt-data"))
 
     result = subprocess.run(
         [sys.executable, "copied_pipeline.py"], cwd=project, env=env, capture_output=True, text=True, timeout=300

@@ -21,8 +21,8 @@ import dlt
 import pytest
 
 from dlt_stac.rows import item_cursor, item_row
+from stack import CatalogFolder, PgstacServer
 from tests.stac_helpers import loaded_ids, query
-from tests.stack import CatalogFolder, PgstacServer
 from tests.test_main_pipeline import PIPELINE, PROJECT_ROOT
 
 KILL_AT = Path(__file__).with_name("kill_at.py")

@@ -21,12 +21,12 @@ from dlt_stac.errors import (
     UnknownCollections,
 )
 from dlt_stac.runs import run_in_packages
+from stack import CatalogFolder, PgstacServer, RustacServer
+from stack.fault_proxy import FaultProxy, Faults
+from stack.pgstac import DATABASE
+from stack.processes import free_port
+from stack.recording_api import RecordingApi
 from tests.stac_helpers import add_items, create_collection, loaded_ids, query, rows_loaded
-from tests.stack import CatalogFolder, PgstacServer, RustacServer
-from tests.stack.fault_proxy import FaultProxy, Faults
-from tests.stack.pgstac import DATABASE
-from tests.stack.processes import free_port
-from tests.stack.recording_api import RecordingApi
 
 FAST_RETRIES: dict[str, Any] = {"max_retries": 4, "backoff_factor": 0.01, "timeout": 10.0}
 

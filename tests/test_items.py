@@ -22,6 +22,8 @@ from dlt_stac.settings import window_settings
 from dlt_stac.stac_io import stac_api_io
 from dlt_stac.streams import cut_windows
 from dlt_stac.windows import Cursor, Window, WindowFilter
+from stack import CatalogFolder, PgstacServer, RustacServer
+from stack.recording_api import RecordingApi
 from tests.stac_helpers import (
     add_items,
     column_types,
@@ -33,8 +35,6 @@ from tests.stac_helpers import (
     resource_state,
     rows_loaded,
 )
-from tests.stack import CatalogFolder, PgstacServer, RustacServer
-from tests.stack.recording_api import RecordingApi
 
 SAMPLE_TABLES = {"collections", "items"}
 

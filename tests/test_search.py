@@ -13,8 +13,8 @@ from dlt_stac.api import StacApi
 from dlt_stac.auth.authorizers import Anonymous
 from dlt_stac.errors import InvalidSearch, UnknownCollections
 from dlt_stac.stac_io import stac_api_io
+from stack import CatalogFolder, PgstacServer
 from tests.stac_helpers import loaded_ids, query, rows_loaded
-from tests.stack import CatalogFolder, PgstacServer
 
 SOUTH_ALABAMA = {
     "collections": ["naip"],

@@ -14,9 +14,9 @@ import psycopg2
 import pytest
 from pystac_client import Client
 
-from tests.stack import CatalogFolder, PgstacServer, RustacServer
-from tests.stack.__main__ import stack_workdir
-from tests.stack.processes import free_port, is_running, port_is_taken
+from stack import CatalogFolder, PgstacServer, RustacServer
+from stack.__main__ import stack_workdir
+from stack.processes import free_port, is_running, port_is_taken
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def write_catalog_folder(root: Path, sample: CatalogFolder, collection_ids: list
 
 def run_stack_command(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tests.stack", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "stack", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
     )
 
 
@@ -112,6 +112,35 @@ def test_stack_up_serves_any_folder_and_down_leaves_nothing(
     assert not workdir.exists()
     assert not any(is_running(pid) for pid in pids)
     assert not port_is_taken(port)
+
+
+def test_stack_up_loads_every_item_pgstac_accepts_and_names_the_others(
+    tmp_path: Path, sample_catalog: CatalogFolder
+) -> None:
+    items = list(sample_catalog.files_of("joplin").items())
+    backwards, bad_geometry = items[3], items[17]
+    backwards["properties"].update(start_datetime="2021-01-02T00:00:00Z", end_datetime="2021-01-01T00:00:00Z")
+    bad_geometry["geometry"] = {"type": "Polygon", "coordinates": "not coordinates"}
+    (tmp_path / "joplin").mkdir()
+    shutil.copy(sample_catalog.files_of("joplin").collection_json, tmp_path / "joplin" / "collection.json")
+    (tmp_path / "joplin" / "items.ndjson").write_text("".join(json.dumps(item) + "\n" for item in items))
+    port = free_port()
+
+    started = run_stack_command("up", "--data", str(tmp_path), "--port", str(port))
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        refusals = [line for line in started.stdout.splitlines() if "refused by pgstac" in line]
+        assert len(refusals) == 2, started.stdout
+        assert refusals[0] == (
+            f"1 item of joplin refused by pgstac: start_datetime must be < end_datetime (ids {backwards['id']})"
+        )
+        assert refusals[1].startswith("1 item of joplin refused by pgstac: CoordinateError: ")
+        assert refusals[1].endswith(f" (ids {bad_geometry['id']})")
+        assert "serves 1 collections, 28 items" in started.stdout
+        served = item_ids_served(f"http://127.0.0.1:{port}", ["joplin"])
+        assert served == {"joplin": {item["id"] for item in items} - {backwards["id"], bad_geometry["id"]}}
+    finally:
+        run_stack_command("down", "--port", str(port))
 
 
 def test_stack_up_refuses_a_folder_without_collections(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from tests.stack.processes import free_port
+from stack.processes import free_port
 
 POSTGRES_MAJOR = 15
 DEBIAN_PACKAGES = (f"postgresql-{POSTGRES_MAJOR}", f"postgresql-{POSTGRES_MAJOR}-postgis-3")

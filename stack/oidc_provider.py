@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dlt_stac.auth.credentials import TERRABYTE_CLIENT_ID
 from dlt_stac.auth.oidc import DEVICE_CODE_GRANT
-from tests.stack.local_http import LocalHttpServer, QuietJsonHandler
+from stack.local_http import LocalHttpServer, QuietJsonHandler
 
 REALM = "/realms/test"
 ENDPOINTS = f"{REALM}/protocol/openid-connect"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.stack.pgstac import server_venv_program
-from tests.stack.processes import ServerProcess, free_port
+from stack.pgstac import server_venv_program
+from stack.processes import ServerProcess, free_port
 
 SEARCH_SCOPE = "stac:search"
 """A scope the tests' provider never grants: with `search_needs_scope`, searching is refused with 403."""

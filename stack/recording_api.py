@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.stack.local_http import LocalHttpServer, QuietJsonHandler
+from stack.local_http import LocalHttpServer, QuietJsonHandler
 
 
 class RecordingApi:

@@ -6,12 +6,12 @@ Two servers, both bound to 127.0.0.1 and both loaded from a folder of collection
 - `PgstacServer`: stac-fastapi-pgstac on a throwaway PostgreSQL + PostGIS cluster (`PostgresCluster`).
 - `RustacServer`: rustac's in-memory `rustac serve`, light and quick to start.
 
-`python -m tests.stack --help` drives them from the shell (`make stack-up` / `make stack-down`).
+`python -m stack --help` drives them from the shell (`make stack-up` / `make stack-down`).
 """
 
-from tests.stack.catalog_folder import CatalogFolder, CollectionFiles
-from tests.stack.pgstac import PgstacServer
-from tests.stack.postgres import PostgresCluster
-from tests.stack.rustac import RustacServer
+from stack.catalog_folder import CatalogFolder, CollectionFiles
+from stack.pgstac import PgstacServer
+from stack.postgres import PostgresCluster
+from stack.rustac import RustacServer
 
 __all__ = ["CatalogFolder", "CollectionFiles", "PgstacServer", "PostgresCluster", "RustacServer"]

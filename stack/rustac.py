@@ -11,8 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.stack.catalog_folder import CatalogFolder, CollectionFiles
-from tests.stack.processes import ServerProcess, free_port
+from stack.catalog_folder import CatalogFolder, CollectionFiles
+from stack.processes import ServerProcess, free_port
 
 
 def rustac_program() -> Path:

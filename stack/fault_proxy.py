@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import requests
 
-from tests.stack.local_http import LocalHttpServer, QuietJsonHandler
+from stack.local_http import LocalHttpServer, QuietJsonHandler
 
 HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "content-encoding", "keep-alive"}
 

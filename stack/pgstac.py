@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.stack.catalog_folder import CatalogFolder
-from tests.stack.postgres import PostgresCluster
-from tests.stack.processes import ServerProcess, free_port
+from stack.catalog_folder import CatalogFolder
+from stack.postgres import PostgresCluster
+from stack.processes import ServerProcess, free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SERVER_VENV = PROJECT_ROOT / ".venv-server"
 LOADER_SCRIPT = Path(__file__).with_name("load_pgstac.py")
 DATABASE = "pgstac"
@@ -23,6 +25,20 @@ APP_SETTINGS = {
     "STAC_FASTAPI_LANDING_ID": "local-pgstac",
     "STAC_FASTAPI_VERSION": "7.2.0",
 }
+
+
+@dataclass(frozen=True)
+class RefusedItems:
+    """Items of one collection that pgstac refused to load, for one reason."""
+
+    collection: str
+    reason: str
+    ids: list[str]
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.ids[:5]) + (", ..." if len(self.ids) > 5 else "")
+        items = f"{len(self.ids)} item{'s' * (len(self.ids) != 1)}"
+        return f"{items} of {self.collection} refused by pgstac: {self.reason} (ids {shown})"
 
 
 def server_venv_program(name: str) -> Path:
@@ -46,6 +62,7 @@ class PgstacServer:
         self.workers = workers
         self.cluster = PostgresCluster(self.workdir)
         self.process: ServerProcess | None = None
+        self.refused: list[RefusedItems] = []
 
     @property
     def url(self) -> str:
@@ -66,7 +83,8 @@ class PgstacServer:
             raise
 
     def load(self) -> None:
-        """Migrates pgstac and loads every collection of the data folder with its items."""
+        """Migrates pgstac and loads every collection of the data folder with the items pgstac accepts; the
+        others are in `refused`."""
         paths = [str(path) for files in self.data.collections for path in (files.collection_json, files.items_ndjson)]
         completed = subprocess.run(
             [str(server_venv_program("python")), str(LOADER_SCRIPT), *paths],
@@ -76,6 +94,7 @@ class PgstacServer:
         )
         if completed.returncode != 0:
             raise RuntimeError(f"loading {self.data.root} into pgstac failed:\n{completed.stderr[-4000:]}")
+        self.refused = [RefusedItems(**json.loads(line)) for line in completed.stdout.splitlines() if line.strip()]
 
     def stop(self) -> None:
         if self.process is not None:

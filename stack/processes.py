@@ -68,7 +68,7 @@ def terminate_process_group(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None
 class ServerProcess:
     """A server started in its own process group, logging to a file, with its pid in a pidfile.
 
-    The process group lets `stop()` (or `python -m tests.stack down` in another process) end the
+    The process group lets `stop()` (or `python -m stack down` in another process) end the
     server together with any workers it forked.
     """
 

@@ -1,9 +1,9 @@
 """Drives the local STAC API stack from the shell; `make stack-up`, `make stack-down` and `make run` call it.
 
-  python -m tests.stack up [--data DIR] [--port 8081] [--server pgstac|rustac]   start and leave running
-  python -m tests.stack down [--port 8081]                                       stop and remove it
-  python -m tests.stack exec [--data DIR] [--server rustac] -- CMD ...           serve for one command
-  python -m tests.stack require-postgres                                         install or name what is missing
+  python -m stack up [--data DIR] [--port 8081] [--server pgstac|rustac]   start and leave running
+  python -m stack down [--port 8081]                                       stop and remove it
+  python -m stack exec [--data DIR] [--server rustac] -- CMD ...           serve for one command
+  python -m stack require-postgres                                         install or name what is missing
 
 `exec` replaces `{url}` in CMD with the API's URL and also passes it as STAC_API_URL.
 """
@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.stack.catalog_folder import SAMPLE_DATA, CatalogFolder
-from tests.stack.pgstac import PgstacServer
-from tests.stack.postgres import PostgresCluster, PostgresMissing, ensure_postgres_installed
-from tests.stack.processes import make_workdir, port_is_taken, stop_server_from_pidfile
-from tests.stack.rustac import RustacServer
+from stack.catalog_folder import SAMPLE_DATA, CatalogFolder
+from stack.pgstac import PgstacServer
+from stack.postgres import PostgresCluster, PostgresMissing, ensure_postgres_installed
+from stack.processes import make_workdir, port_is_taken, stop_server_from_pidfile
+from stack.rustac import RustacServer
 
 Server = PgstacServer | RustacServer
 
@@ -53,7 +53,12 @@ def up(args: argparse.Namespace) -> int:
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-    items = sum(len(ids) for ids in server.data.item_ids_by_collection().values())
+    refused = server.refused if isinstance(server, PgstacServer) else []
+    for refusal in refused:
+        print(refusal)
+    items = sum(len(ids) for ids in server.data.item_ids_by_collection().values()) - sum(
+        len(refusal.ids) for refusal in refused
+    )
     print(f"{args.server} serves {len(server.data.collections)} collections, {items} items from {server.data.root}")
     print(f"started in {time.monotonic() - started:.1f} s; logs and cluster in {workdir}")
     print(f"STAC API: {server.url}")
@@ -100,7 +105,7 @@ def require_postgres(_: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.stack", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True)
 
     up_parser = commands.add_parser("up", help="start a stack and leave it running")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-SAMPLE_DATA = Path(__file__).resolve().parents[1] / "data" / "stac"
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "stac"
 ITEM_FILE_NAMES = ("items.ndjson.gz", "items.ndjson")
 
 
