@@ -33,11 +33,12 @@ def loaded_ids(pipeline: dlt.Pipeline, table: str = "items") -> dict[str, set[st
 
 
 def column_types(pipeline: dlt.Pipeline, table: str) -> dict[str, str]:
+    """The table's columns and their types, in the table's order."""
     return dict(
         query(
             pipeline,
             "SELECT column_name, data_type FROM information_schema.columns"
-            f" WHERE table_schema = '{pipeline.dataset_name}' AND table_name = '{table}'",
+            f" WHERE table_schema = '{pipeline.dataset_name}' AND table_name = '{table}' ORDER BY ordinal_position",
         )
     )
 

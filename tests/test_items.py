@@ -65,6 +65,7 @@ def test_item_columns_follow_stac_geoparquet(rustac_server: RustacServer, duckdb
     duckdb_pipeline.run(stac(url=rustac_server.url))
 
     types = column_types(duckdb_pipeline, "items")
+    assert list(types)[:4] == ["id", "collection", "geometry", "bbox"]
     for column in ("datetime", "start_datetime", "end_datetime", "created", "updated"):
         assert types[column] == "TIMESTAMP WITH TIME ZONE", column
     for column in ("geometry", "bbox", "assets", "links", "stac_extensions", "proj_bbox"):
@@ -110,6 +111,7 @@ def test_postgres_destination_loads_the_same(
 
     assert loaded_ids(postgres_pipeline) == expected
     types = column_types(postgres_pipeline, "items")
+    assert list(types)[:4] == ["id", "collection", "geometry", "bbox"]
     assert types["datetime"] == "timestamp with time zone"
     assert types["assets"] == "jsonb"
     assert image_hrefs(postgres_pipeline) == {

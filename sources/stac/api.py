@@ -7,17 +7,16 @@ own page loop (`paging.py`). It knows nothing about tables.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Generator
 from functools import cached_property
 from typing import Any
 
+from pystac import Link
 from pystac_client import Client, ItemSearch
 from pystac_client.conformance import ConformanceClasses
 from pystac_client.errors import ClientTypeError
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
-from pystac_client.warnings import DoesNotConformTo
 
 from .errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
 from .paging import Page, iter_pages
@@ -25,13 +24,29 @@ from .paging import Page, iter_pages
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
 
 
+def declares(conforms_to: list[str], conformance: ConformanceClasses) -> bool:
+    """Whether a landing page's `conformsTo` declares `conformance` at any STAC API 1.x version: pystac-client
+    knows only 1.0 URIs, while servers declare some classes at 1.1 (stac-fastapi-pgstac's Sort, for one)."""
+    pattern = re.compile(rf"https://api\.stacspec\.org/v1\.\d+\.[^/]*{re.escape(conformance.value)}$")
+    return any(pattern.match(uri) for uri in conforms_to)
+
+
 class StacApi:
     def __init__(self, url: str, client: Client, stac_io: StacApiIO) -> None:
         self.url = url
         self.client = client
         self.stac_io = stac_io
-        search_link = client.get_search_link()
-        self.search_url = search_link.href if search_link else f"{url.rstrip('/')}/search"
+        self.declared = list(client.get_conforms_to())
+        """The conformance classes the landing page declares."""
+        for conformance in ConformanceClasses:  # so that pystac-client's own checks know the 1.1 classes too
+            if declares(self.declared, conformance):
+                client.add_conforms_to(conformance.name)
+        self.search_url = self._href(client.get_search_link(), "search")
+        self.collections_url = self._href(client.get_single_link("data"), "collections")
+
+    def _href(self, link: Link | None, conventional_path: str) -> str:
+        """Where a link of the landing page leads; the conventional path if there is no such link."""
+        return link.absolute_href if link else f"{self.url.rstrip('/')}/{conventional_path}"
 
     @classmethod
     def open(cls, url: str, stac_io: StacApiIO) -> StacApi:
@@ -52,22 +67,19 @@ class StacApi:
         return cls(url, client, stac_io)
 
     def conforms_to(self, conformance: ConformanceClasses) -> bool:
-        """Like pystac-client's check, but for any STAC API 1.x: it knows only 1.0 URIs, while servers
-        declare some classes at 1.1 (stac-fastapi-pgstac's Sort, for one)."""
-        pattern = re.compile(rf"https://api\.stacspec\.org/v1\.\d+\.[^/]*{re.escape(conformance.value)}$")
-        return any(pattern.match(uri) for uri in self.client.get_conforms_to())
+        return self.client.conforms_to(conformance)
 
     def require(self, conformance: ConformanceClasses, needed_for: str) -> None:
         if not self.conforms_to(conformance):
             raise MissingConformance(self.url, conformance.name, needed_for)
 
     def conformance_classes(self) -> list[str]:
-        return list(self.client.get_conforms_to())
+        return list(self.declared)
 
     @cached_property
     def collections(self) -> list[dict[str, Any]]:
         """Every collection the API shows, read once (all pages of /collections)."""
-        pages = iter_pages(self.stac_io, f"{self.url.rstrip('/')}/collections", "collections")
+        pages = iter_pages(self.stac_io, self.collections_url, "collections")
         return [collection for page in pages for collection in page.entries]
 
     def select_collections(self, ids: list[str] | None, prefix: str | None) -> list[str]:
@@ -88,9 +100,7 @@ class StacApi:
         self.require(ConformanceClasses.ITEM_SEARCH, "searching items")
         if self.conforms_to(ConformanceClasses.SORT) and "sortby" not in parameters:
             parameters["sortby"] = ASCENDING_BY_DATETIME_THEN_ID
-        with warnings.catch_warnings():  # pystac-client's own check misses 1.1 classes; ours ran above
-            warnings.simplefilter("ignore", DoesNotConformTo)
-            return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
+        return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
 
     def search_pages(self, search: ItemSearch) -> Generator[Page, None, None]:
         """The search's pages, each read when it is asked for."""

@@ -1,8 +1,8 @@
 """The table layer: STAC items and collections as rows, and the column hints of their tables.
 
-Items follow the stac-geoparquet layout: top-level `id`, `collection`, `geometry`, `bbox`,
-`assets`, `links`, `stac_version`, `stac_extensions`, and every key of `properties` lifted to a
-column of its own. Nested values stay JSON columns (the source sets `max_table_nesting=0`), so the
+Items follow the stac-geoparquet layout: `id`, `collection`, `geometry` and `bbox` first, then the other
+top-level keys (`assets`, `links`, `type`, `stac_version`, `stac_extensions`), then every key of `properties`
+lifted to a column of its own. Nested values stay JSON columns (the source sets `max_table_nesting=0`), so the
 tables do not depend on the data: no child table is ever named after an asset key.
 """
 
@@ -18,7 +18,8 @@ from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
 from .errors import MalformedItem
 
-ITEM_KEYS = ("type", "stac_version", "stac_extensions", "id", "collection", "geometry", "bbox", "assets", "links")
+ITEM_KEYS = ("id", "collection", "geometry", "bbox", "assets", "links", "type", "stac_version", "stac_extensions")
+"""The item's top-level keys, in the order of the table's first columns."""
 TIMESTAMP_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "created", "updated")
 
 
@@ -33,8 +34,9 @@ def timestamp_column() -> TColumnSchema:
 ITEM_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
     "collection": {"data_type": "text", "nullable": False},
+    **{name: json_column() for name in ("geometry", "bbox", "assets", "links")},
+    "stac_extensions": json_column(),
     **{name: timestamp_column() for name in TIMESTAMP_PROPERTIES},
-    **{name: json_column() for name in ("geometry", "bbox", "assets", "links", "stac_extensions")},
 }
 COLLECTION_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
@@ -88,7 +90,8 @@ def item_row(item: Any) -> dict[str, Any]:
     properties = item.get("properties")
     if not isinstance(properties, dict):
         raise MalformedItem("the item has no properties object")
-    row = dict(properties)
+    row = dict.fromkeys(ITEM_KEYS)  # the top-level keys come first, and keep their place below
+    row.update(properties)
     for key in ITEM_KEYS:
         row[key] = item.get(key)
     for name in TIMESTAMP_PROPERTIES:

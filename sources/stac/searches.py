@@ -67,7 +67,11 @@ def _bounds(search: ItemSearch) -> tuple[datetime | None, datetime | None]:
 
 
 def _cql2_json(name: str, text: str) -> dict[str, Any]:
-    """CQL2 text as CQL2 JSON, since a POST search body takes only the latter."""
+    """CQL2 text as CQL2 JSON, since a POST search body takes only the latter.
+
+    pystac-client converts it too, but not when `filter_lang` is given (it then sends cql2-text in the POST
+    body, which servers refuse), and it lets cql2's bare `Exception` through, naming neither search nor filter.
+    """
     try:
         return dict(cql2.Expr(text).to_json())
     except Exception as error:  # cql2 raises a bare Exception with the parser's report

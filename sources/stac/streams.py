@@ -7,9 +7,6 @@ probes only place the cuts: the parts always cover the whole window, and each it
 the part that holds its cursor value (`datetime`, else `start_datetime`). A range item that spans a cut is
 found by the earlier part because STAC's `datetime` parameter matches every item whose interval overlaps
 the one asked for.
-
-The searches are built in the calling thread (pystac-client's parameter checks swap process-wide warning
-filters); only the requests run in threads.
 """
 
 from __future__ import annotations

@@ -1,0 +1,70 @@
+"""The API layer on a landing page that is not laid out as stac-fastapi lays it out: its links are followed, and the
+conformance classes it declares at STAC API 1.1 count for pystac-client's own checks."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import pytest
+from pystac_client.conformance import ConformanceClasses
+from pystac_client.warnings import DoesNotConformTo
+
+from dlt_stac.api import StacApi
+from dlt_stac.auth.authorizers import Anonymous
+from dlt_stac.stac_io import stac_api_io
+from stack.recording_api import RecordingApi
+
+DECLARED = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.1.0/item-search#sort",
+    "https://api.stacspec.org/v1.1.0/item-search#filter",
+]
+
+
+@pytest.fixture()
+def api_under_a_prefix() -> Iterator[RecordingApi]:
+    """An API whose collections and search live under `/catalog/`, as its landing page's links say."""
+    api = RecordingApi()
+    api.start()
+    api.documents = {
+        "/": {"type": "Catalog", "id": "api", "description": "", "stac_version": "1.0.0", "conformsTo": DECLARED,
+              "links": [{"rel": "data", "href": f"{api.url}/catalog/collections", "type": "application/json"},
+                        {"rel": "search", "href": f"{api.url}/catalog/search", "type": "application/geo+json"}]},
+        "/catalog/collections": {"collections": [{"id": "c", "type": "Collection", "links": []}], "links": []},
+    }  # fmt: skip
+    yield api
+    api.stop()
+
+
+def opened(api: RecordingApi) -> StacApi:
+    return StacApi.open(api.url, stac_api_io(api.url, Anonymous(), 0, 0.0, 5.0))
+
+
+def test_collections_and_search_come_from_the_landing_page_links(api_under_a_prefix: RecordingApi) -> None:
+    api = opened(api_under_a_prefix)
+
+    assert [collection["id"] for collection in api.collections] == ["c"]
+    assert [path for _, path, _ in api_under_a_prefix.received] == ["/", "/catalog/collections"]
+    assert api.search_url == f"{api_under_a_prefix.url}/catalog/search"
+
+
+def test_classes_declared_at_1_1_pass_pystac_clients_checks_and_a_missing_one_is_warned(
+    api_under_a_prefix: RecordingApi,
+) -> None:
+    api = opened(api_under_a_prefix)
+
+    assert api.conforms_to(ConformanceClasses.SORT) and api.conforms_to(ConformanceClasses.FILTER)
+    assert not api.conforms_to(ConformanceClasses.FIELDS)
+    assert api.conformance_classes() == DECLARED
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pystac-client warns DoesNotConformTo where it thinks a class is missing
+        search = api.search(collections=["c"], filter={"op": "=", "args": [{"property": "id"}, "x"]})
+    assert search.get_parameters()["sortby"] == [
+        {"field": "properties.datetime", "direction": "asc"},
+        {"field": "id", "direction": "asc"},
+    ]
+    with pytest.warns(DoesNotConformTo, match="FIELDS"):
+        api.search(collections=["c"], fields=["id"])
