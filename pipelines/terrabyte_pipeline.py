@@ -28,13 +28,50 @@ from dlt_stac import stac
 from dlt_stac.auth import StacApiCredentials
 from dlt_stac.auth.device_login import login_and_cache
 from dlt_stac.auth.oidc import DeviceAuthorization
-from dlt_stac.errors import StacSourceError
+from dlt_stac.errors import LoginNeeded, StacSourceError
 from dlt_stac.runs import PackageRows, RunReport, run_in_packages
 
 PIPELINE_NAME = "terrabyte"
 DATASET_NAME = "terrabyte_stac"
+TERRABYTE_ISSUER = "https://auth.terrabyte.lrz.de/realms/terrabyte"
+TERRABYTE_CLIENT_ID = "de.lrz.terrabyte.stac"
+LOGIN_COMMAND = "python pipelines/terrabyte_pipeline.py login"
 M_ARENA_MAX = -8
 """glibc's `mallopt` parameter for the most malloc arenas the process keeps."""
+
+
+@configspec
+class TerrabyteCredentials(StacApiCredentials):
+    """The source's credentials, with terrabyte's Keycloak realm and public client as the defaults of `issuer`
+    and `client_id` (terrapi's): `[sources.stac.credentials]` in .dlt/secrets.toml overrides them."""
+
+    issuer: str | None = TERRABYTE_ISSUER
+    client_id: str | None = TERRABYTE_CLIENT_ID
+
+
+def terrabyte_credentials() -> TerrabyteCredentials:
+    return resolve_configuration(TerrabyteCredentials(), sections=("sources", "stac"))
+
+
+def login_advice(error: BaseException) -> str | None:
+    """How to log in, when a login resolves `error` (or the error that caused it)."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, LoginNeeded):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    if cause.replaces_configured_token:
+        return (
+            f"To log in: run `{LOGIN_COMMAND} --show-refresh-token` and put the refresh token it prints into "
+            ".dlt/secrets.toml in place of the old one."
+        )
+    return f"To log in: run `{LOGIN_COMMAND}` once; runs on this machine then use the refresh token it keeps."
+
+
+def print_error(error: BaseException) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    if advice := login_advice(error):
+        print(advice, file=sys.stderr)
 
 
 @configspec
@@ -169,9 +206,8 @@ def login(argv: list[str]) -> int:
             "error: no STAC API to log in to: pass --url or set [sources.stac] url in .dlt/config.toml", file=sys.stderr
         )
         return 1
-    credentials = resolve_configuration(StacApiCredentials(), sections=("sources", "stac"))
     try:
-        cache = login_and_cache(url, credentials, show_device_instructions)
+        cache = login_and_cache(url, terrabyte_credentials(), show_device_instructions)
     except StacSourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -196,14 +232,10 @@ def main(argv: list[str]) -> int:
         pipeline_name=PIPELINE_NAME, destination=destination, dataset_name=args.dataset, progress="log"
     )
     try:
-        source = stac(**source_arguments(args))
-    except StacSourceError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    try:
+        source = stac(**source_arguments(args), credentials=terrabyte_credentials())
         report = run_in_packages(pipeline, source, refresh="drop_sources" if args.full_refresh else None)
-    except PipelineStepFailed as failure:
-        print(f"error: {failure}", file=sys.stderr)
+    except (StacSourceError, PipelineStepFailed) as error:
+        print_error(error)
         return 1
     print_summary(pipeline, report)
     return 0

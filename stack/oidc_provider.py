@@ -26,13 +26,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from dlt_stac.auth.credentials import TERRABYTE_CLIENT_ID
 from dlt_stac.auth.oidc import DEVICE_CODE_GRANT
 from stack.local_http import LocalHttpServer, QuietJsonHandler
 
 REALM = "/realms/test"
 ENDPOINTS = f"{REALM}/protocol/openid-connect"
 KEY_ID = "test-signing-key"
+PUBLIC_CLIENT = "stac-dlt-public"
+"""The public client (device login, refresh tokens), as terrabyte's realm has `de.lrz.terrabyte.stac`."""
 SERVICE_CLIENT = ("stac-loader-service", "service-secret")
 
 
@@ -137,7 +138,7 @@ class OidcTestProvider:
             for session in self.sessions.values():
                 session.active = False
 
-    def start_session(self, client_id: str = TERRABYTE_CLIENT_ID, scope: str = "openid offline_access") -> str:
+    def start_session(self, client_id: str = PUBLIC_CLIENT, scope: str = "openid offline_access") -> str:
         """A refresh token as if the user had logged in, for tests that start from one."""
         with self.lock:
             return self._new_session(client_id, "test-user", scope)["refresh_token"]

@@ -1,4 +1,8 @@
-"""Session-wide local STAC API servers, each on its own port, stopped when the session ends."""
+"""Session-wide local STAC API servers, each on its own port, stopped when the session ends.
+
+Every test that uses one of them (or a database of the pgstac server's cluster) is marked `servers`, so that
+`pytest -m "not servers"` runs the fast layer alone; a test that starts servers itself is marked by hand.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,14 @@ from stack import CatalogFolder, PgstacServer, RustacServer
 from stack.auth_proxy import AuthProxy
 from stack.oidc_provider import OidcTestProvider
 from stack.processes import make_workdir
+
+SERVER_FIXTURES = frozenset({"pgstac_server", "rustac_server", "auth_proxy", "postgres_database"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
 
 
 @pytest.fixture(scope="session")

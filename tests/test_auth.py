@@ -27,6 +27,7 @@ from dlt_stac.errors import (
     AccessDenied,
     AuthenticationRequired,
     ClientCredentialsRejected,
+    IdentityProviderNotConfigured,
     RefreshTokenRejected,
     StaticTokenRefused,
     TokenCacheNotPrivate,
@@ -34,7 +35,7 @@ from dlt_stac.errors import (
 from dlt_stac.stac_io import stac_api_io
 from stack import CatalogFolder, PgstacServer
 from stack.auth_proxy import AuthProxy
-from stack.oidc_provider import SERVICE_CLIENT, OidcTestProvider
+from stack.oidc_provider import PUBLIC_CLIENT, SERVICE_CLIENT, OidcTestProvider
 from stack.recording_api import RecordingApi
 from tests.stac_helpers import loaded_ids, query
 
@@ -42,7 +43,7 @@ PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "terrabyte_pipeli
 
 
 def credentials(provider: OidcTestProvider, **secrets: str) -> StacApiCredentials:
-    return StacApiCredentials(issuer=provider.issuer, **secrets)  # type: ignore[arg-type]
+    return StacApiCredentials(issuer=provider.issuer, **{"client_id": PUBLIC_CLIENT, **secrets})  # type: ignore[arg-type]
 
 
 def refusals_logged_by(proxy: AuthProxy) -> int:
@@ -71,6 +72,7 @@ def test_a_long_load_renews_short_lived_tokens_before_they_expire_and_leaks_none
 ) -> None:
     oidc_provider.settings.access_token_lifetime_s = 5
     monkeypatch.setenv("SOURCES__STAC__CREDENTIALS__ISSUER", oidc_provider.issuer)
+    monkeypatch.setenv("SOURCES__STAC__CREDENTIALS__CLIENT_ID", PUBLIC_CLIENT)
     monkeypatch.setenv("SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN", oidc_provider.start_session())
     refusals_before = refusals_logged_by(auth_proxy)
     caplog.set_level(logging.DEBUG)
@@ -82,6 +84,7 @@ def test_a_long_load_renews_short_lived_tokens_before_they_expire_and_leaks_none
     elapsed = time.monotonic() - started
 
     assert loaded_ids(duckdb_pipeline) == sample_catalog.item_ids_by_collection()
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1074,)]
     assert oidc_provider.issued.grants["refresh_token"] >= 3, f"the load ({elapsed:.1f} s) outlived several tokens"
     assert oidc_provider.issued.grants["refresh_token"] >= int(elapsed / 5) + 1
     assert refusals_logged_by(auth_proxy) == refusals_before, "every token was renewed before it expired"
@@ -108,7 +111,7 @@ def test_a_refused_token_is_renewed_once_and_the_request_sent_again(
 
 
 def test_concurrent_requests_share_one_renewal(auth_proxy: AuthProxy, oidc_provider: OidcTestProvider) -> None:
-    provider = OidcProvider(oidc_provider.issuer, "de.lrz.terrabyte.stac")
+    provider = OidcProvider(oidc_provider.issuer, PUBLIC_CLIENT)
     authorizer = RenewingToken(RefreshTokenGrant(provider, oidc_provider.start_session(), "test", None))
     io = stac_api_io(auth_proxy.url, authorizer, max_retries=0, backoff_factor=0, timeout_s=30)
 
@@ -155,14 +158,15 @@ def test_a_static_access_token_is_sent_as_it_is_and_a_refused_one_is_explained(
             url=auth_proxy.url,
             credentials=credentials(oidc_provider, access_token=oidc_provider.issued.access_tokens[-1]),
         )
-    assert str(refused.value).startswith(
+    assert str(refused.value) == (
         f"The STAC API refused the configured `access_token` at {auth_proxy.url} (HTTP 401): it may have expired, "
-        "and a static token cannot be renewed. Configure a `refresh_token` instead: run "
-        "`python pipelines/terrabyte_pipeline.py login`"
+        "and a static token cannot be renewed. Log in instead, or configure a refresh token under "
+        "[sources.stac.credentials] `refresh_token` in .dlt/secrets.toml "
+        "(env SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN)."
     )
 
 
-def test_no_credentials_for_a_private_api_names_the_secret_and_the_login_command(
+def test_no_credentials_for_a_private_api_names_the_secret(
     auth_proxy: AuthProxy, oidc_provider: OidcTestProvider
 ) -> None:
     with pytest.raises(AuthenticationRequired) as refused:
@@ -170,10 +174,10 @@ def test_no_credentials_for_a_private_api_names_the_secret_and_the_login_command
 
     assert str(refused.value) == (
         f"The STAC API answered HTTP 401 at {auth_proxy.url}: it needs a login, and no credentials are configured. "
-        "Run `python pipelines/terrabyte_pipeline.py login` once, or put a refresh token under "
-        "[sources.stac.credentials] `refresh_token` in .dlt/secrets.toml "
-        "(env SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN)."
+        "Log in (device login), or configure a refresh token under [sources.stac.credentials] `refresh_token` in "
+        ".dlt/secrets.toml (env SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN)."
     )
+    assert "pipelines/" not in str(refused.value)
 
 
 def test_a_revoked_refresh_token_says_to_log_in_again(auth_proxy: AuthProxy, oidc_provider: OidcTestProvider) -> None:
@@ -185,11 +189,20 @@ def test_a_revoked_refresh_token_says_to_log_in_again(auth_proxy: AuthProxy, oid
 
     assert str(rejected.value) == (
         f"The identity provider {oidc_provider.issuer} rejected the refresh token from the configured "
-        "`refresh_token` (invalid_grant: Token is not active): it has expired or was revoked. Run "
-        "`python pipelines/terrabyte_pipeline.py login --show-refresh-token` and replace the configured "
-        "`refresh_token` with the new one."
+        "`refresh_token` (invalid_grant: Token is not active): it has expired or was revoked. Log in again and "
+        "replace the configured `refresh_token` with the new one."
     )
     assert refresh_token not in str(rejected.value)
+
+
+def test_a_refresh_token_without_its_identity_provider_is_refused_before_any_request() -> None:
+    with pytest.raises(IdentityProviderNotConfigured) as refused:
+        stac(url="http://127.0.0.1:1", credentials=StacApiCredentials(refresh_token="a-token"))  # type: ignore[arg-type]
+
+    assert str(refused.value) == (
+        "A `refresh_token` needs the OpenID Connect provider that issues the API's tokens: set `issuer` (its URL) "
+        "and `client_id` under [sources.stac.credentials] in .dlt/secrets.toml."
+    )
 
 
 def test_a_fresh_token_refused_again_means_no_access(auth_proxy: AuthProxy, oidc_provider: OidcTestProvider) -> None:
@@ -234,22 +247,22 @@ def test_the_token_cache_is_read_and_a_rotated_token_written_back(
 ) -> None:
     oidc_provider.settings.rotate_refresh_tokens = True
     cache = TokenCacheFile(private_token_cache)
-    cache.set_refresh_token(cache_key(auth_proxy.url), "de.lrz.terrabyte.stac", oidc_provider.start_session())
-    cache.set_refresh_token("https://stac.example.org", "de.lrz.terrabyte.stac", "another-api's-token")
+    cache.set_refresh_token(cache_key(auth_proxy.url), PUBLIC_CLIENT, oidc_provider.start_session())
+    cache.set_refresh_token("https://stac.example.org", PUBLIC_CLIENT, "another-api's-token")
 
     duckdb_pipeline.run(stac(url=auth_proxy.url, collections=["joplin"], credentials=credentials(oidc_provider)))
 
     assert len(loaded_ids(duckdb_pipeline)["joplin"]) == 30
     latest = oidc_provider.issued.refresh_tokens[-1]
-    assert cache.get_refresh_token(cache_key(auth_proxy.url), "de.lrz.terrabyte.stac") == latest
-    assert cache.get_refresh_token("https://stac.example.org", "de.lrz.terrabyte.stac") == "another-api's-token"
+    assert cache.get_refresh_token(cache_key(auth_proxy.url), PUBLIC_CLIENT) == latest
+    assert cache.get_refresh_token("https://stac.example.org", PUBLIC_CLIENT) == "another-api's-token"
     assert stat.S_IMODE(private_token_cache.stat().st_mode) == 0o600
 
 
 def test_a_token_cache_readable_by_others_is_refused(
     private_token_cache: Path, oidc_provider: OidcTestProvider
 ) -> None:
-    TokenCacheFile(private_token_cache).set_refresh_token("http://127.0.0.1:1", "de.lrz.terrabyte.stac", "secret")
+    TokenCacheFile(private_token_cache).set_refresh_token("http://127.0.0.1:1", PUBLIC_CLIENT, "secret")
     private_token_cache.chmod(0o644)
 
     with pytest.raises(TokenCacheNotPrivate) as refused:
@@ -310,8 +323,42 @@ def test_a_refusal_from_another_origin_says_the_token_was_withheld(
     assert "static-secret" not in str(failed.value)
 
 
+@pytest.mark.parametrize("configured", ["nothing", "a revoked refresh token"])
+def test_the_main_job_says_how_to_log_in(
+    configured: str, auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, tmp_path: Path
+) -> None:
+    env = {**os.environ, "DLT_DATA_DIR": str(tmp_path)}
+    if configured == "a revoked refresh token":
+        env.update(
+            SOURCES__STAC__CREDENTIALS__ISSUER=oidc_provider.issuer,
+            SOURCES__STAC__CREDENTIALS__CLIENT_ID=PUBLIC_CLIENT,
+            SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN=oidc_provider.start_session(),
+        )
+        oidc_provider.revoke_sessions()
+
+    result = subprocess.run([sys.executable, str(PIPELINE), "--url", auth_proxy.url], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    assert result.returncode == 1
+    *_, advice = result.stderr.strip().splitlines()
+    if configured == "nothing":
+        assert result.stderr.startswith(f"error: The STAC API answered HTTP 401 at {auth_proxy.url}: it needs a login")
+        assert advice == (
+            "To log in: run `python pipelines/terrabyte_pipeline.py login` once; runs on this machine then use the "
+            "refresh token it keeps."
+        )
+    else:
+        assert "rejected the refresh token from the configured `refresh_token`" in result.stderr
+        assert advice == (
+            "To log in: run `python pipelines/terrabyte_pipeline.py login --show-refresh-token` and put the refresh "
+            "token it prints into .dlt/secrets.toml in place of the old one."
+        )
+    assert "Traceback" not in result.stderr
+
+
 def run_login(tmp_path: Path, provider: OidcTestProvider, api_url: str, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "SOURCES__STAC__CREDENTIALS__ISSUER": provider.issuer, "DLT_DATA_DIR": str(tmp_path)}
+    env = {**os.environ, "DLT_DATA_DIR": str(tmp_path)}
+    env.update(SOURCES__STAC__CREDENTIALS__ISSUER=provider.issuer, SOURCES__STAC__CREDENTIALS__CLIENT_ID=PUBLIC_CLIENT)
     return subprocess.Popen([sys.executable, str(PIPELINE), "login", "--url", api_url, *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
@@ -341,7 +388,7 @@ def test_login_approved_stores_the_token_for_runs_and_terrapi(
     assert f"enter the code {user_code}" in out and f"user_code={user_code}" in out
     assert refresh_token not in out and "--show-refresh-token" in out
     assert stat.S_IMODE(private_token_cache.stat().st_mode) == 0o600
-    cached = TokenCacheFile(private_token_cache).get_refresh_token(cache_key(auth_proxy.url), "de.lrz.terrabyte.stac")
+    cached = TokenCacheFile(private_token_cache).get_refresh_token(cache_key(auth_proxy.url), PUBLIC_CLIENT)
     assert cached == refresh_token
     duckdb_pipeline.run(stac(url=auth_proxy.url, collections=["joplin"], credentials=credentials(oidc_provider)))
     assert len(loaded_ids(duckdb_pipeline)["joplin"]) == 30
@@ -352,9 +399,11 @@ def test_login_prints_the_token_only_when_asked(
 ) -> None:
     login = run_login(tmp_path, oidc_provider, auth_proxy.url, "--show-refresh-token")
     oidc_provider.decide(pending_user_code(oidc_provider), "approved")
-    out, _ = login.communicate(timeout=60)
+    out, err = login.communicate(timeout=60)
 
-    assert f'refresh_token = "{oidc_provider.issued.refresh_tokens[-1]}"' in out
+    assert login.returncode == 0, err
+    assert f'    refresh_token = "{oidc_provider.issued.refresh_tokens[-1]}"' in out.splitlines()
+    assert "Run login with --show-refresh-token to print it." not in out
 
 
 def test_login_denied_in_the_browser(auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, tmp_path: Path) -> None:

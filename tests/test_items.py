@@ -110,6 +110,7 @@ def test_postgres_destination_loads_the_same(
     postgres_pipeline.run(stac(url=pgstac_server.url, collections=sorted(expected)))
 
     assert loaded_ids(postgres_pipeline) == expected
+    assert query(postgres_pipeline, "SELECT COUNT(*) FROM {items}") == [(1074,)]
     types = column_types(postgres_pipeline, "items")
     assert list(types)[:4] == ["id", "collection", "geometry", "bbox"]
     assert types["datetime"] == "timestamp with time zone"

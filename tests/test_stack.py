@@ -88,6 +88,7 @@ def run_stack_command(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.servers
 @pytest.mark.parametrize("server", ["pgstac", "rustac"])
 def test_stack_up_serves_any_folder_and_down_leaves_nothing(
     server: str, tmp_path: Path, sample_catalog: CatalogFolder
@@ -114,6 +115,7 @@ def test_stack_up_serves_any_folder_and_down_leaves_nothing(
     assert not port_is_taken(port)
 
 
+@pytest.mark.servers
 def test_stack_up_loads_every_item_pgstac_accepts_and_names_the_others(
     tmp_path: Path, sample_catalog: CatalogFolder
 ) -> None:
@@ -140,7 +142,10 @@ def test_stack_up_loads_every_item_pgstac_accepts_and_names_the_others(
         served = item_ids_served(f"http://127.0.0.1:{port}", ["joplin"])
         assert served == {"joplin": {item["id"] for item in items} - {backwards["id"], bad_geometry["id"]}}
     finally:
-        run_stack_command("down", "--port", str(port))
+        stopped = run_stack_command("down", "--port", str(port))
+
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert not stack_workdir(port).exists()
 
 
 def test_stack_up_refuses_a_folder_without_collections(tmp_path: Path) -> None:
@@ -149,5 +154,6 @@ def test_stack_up_refuses_a_folder_without_collections(tmp_path: Path) -> None:
 
     started = run_stack_command("up", "--data", str(tmp_path), "--port", str(free_port()))
 
-    assert started.returncode != 0
-    assert f"no collections in {tmp_path}" in started.stderr
+    assert started.returncode == 1
+    assert started.stderr.startswith(f"stack: no collections in {tmp_path.resolve()}: expected <collection>/")
+    assert "Traceback" not in started.stderr

@@ -48,18 +48,25 @@ class MalformedItem(ValueError):
     """An item that cannot become a row; it goes to the `rejected_items` table instead."""
 
 
-LOGIN_COMMAND = "python pipelines/terrabyte_pipeline.py login"
 SECRETS_HINT = (
-    "or put a refresh token under [sources.stac.credentials] `refresh_token` in .dlt/secrets.toml "
+    "a refresh token under [sources.stac.credentials] `refresh_token` in .dlt/secrets.toml "
     "(env SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN)"
 )
 
 
-class AuthenticationRequired(StacSourceError):
+class LoginNeeded(StacSourceError):
+    """An error that a (new) login resolves: an app that can log in says how.
+
+    `replaces_configured_token`: the login's refresh token must replace the one configured in secrets."""
+
+    replaces_configured_token = False
+
+
+class AuthenticationRequired(LoginNeeded):
     def __init__(self, url: str, status: int) -> None:
         super().__init__(
             f"The STAC API answered HTTP {status} at {url}: it needs a login, and no credentials are configured. "
-            f"Run `{LOGIN_COMMAND}` once, {SECRETS_HINT}."
+            f"Log in (device login), or configure {SECRETS_HINT}."
         )
 
 
@@ -80,26 +87,26 @@ class LinkToAnotherOriginRefused(StacSourceError):
         )
 
 
-class StaticTokenRefused(StacSourceError):
+class StaticTokenRefused(LoginNeeded):
     def __init__(self, url: str, status: int) -> None:
         super().__init__(
             f"The STAC API refused the configured `access_token` at {url} (HTTP {status}): it may have expired, and "
-            f"a static token cannot be renewed. Configure a `refresh_token` instead: run `{LOGIN_COMMAND}`, "
-            f"{SECRETS_HINT}."
+            f"a static token cannot be renewed. Log in instead, or configure {SECRETS_HINT}."
         )
 
 
-class RefreshTokenRejected(StacSourceError):
+class RefreshTokenRejected(LoginNeeded):
     def __init__(self, issuer: str, origin: str, description: str, configured: bool) -> None:
         what_to_do = (
-            f"Run `{LOGIN_COMMAND} --show-refresh-token` and replace the configured `refresh_token` with the new one."
+            "Log in again and replace the configured `refresh_token` with the new one."
             if configured
-            else f"Run `{LOGIN_COMMAND}` again."
+            else "Log in again."
         )
         super().__init__(
             f"The identity provider {issuer} rejected the refresh token from {origin} (invalid_grant: {description}): "
             f"it has expired or was revoked. {what_to_do}"
         )
+        self.replaces_configured_token = configured
 
 
 class ClientCredentialsRejected(StacSourceError):
@@ -108,6 +115,14 @@ class ClientCredentialsRejected(StacSourceError):
             f"The identity provider {issuer} rejected the client credentials of `{client_id}` "
             f"({error}: {description}). Check `client_id` and `client_secret` under [sources.stac.credentials] in "
             ".dlt/secrets.toml."
+        )
+
+
+class IdentityProviderNotConfigured(StacSourceError):
+    def __init__(self, way_in: str) -> None:
+        super().__init__(
+            f"{way_in} needs the OpenID Connect provider that issues the API's tokens: set `issuer` (its URL) and "
+            "`client_id` under [sources.stac.credentials] in .dlt/secrets.toml."
         )
 
 
@@ -124,11 +139,9 @@ class LoginFailed(StacSourceError):
         super().__init__(f"Login failed: {reason}")
 
 
-class TokenCacheUnreadable(StacSourceError):
+class TokenCacheUnreadable(LoginNeeded):
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(
-            f"The refresh token cache {path} cannot be read ({reason}). Remove it and run `{LOGIN_COMMAND}` again."
-        )
+        super().__init__(f"The refresh token cache {path} cannot be read ({reason}). Remove it and log in again.")
 
 
 class TokenCacheNotPrivate(StacSourceError):

@@ -95,9 +95,7 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
         unread = [name for name in source.selected_resources if has_unread_parts(source.resources[name].state)]
         if not unread:
             return report
-        if not any(
-            rows for package in packages for table, rows in package.rows.items() if not table.startswith("_dlt")
-        ):
+        if not any(_data_rows(package) for package in packages):
             raise RuntimeError(f"A load package of {', '.join(unread)} read nothing, yet parts are left to read")
         selected = source.with_resources(*unread)
 
@@ -108,12 +106,7 @@ def completed_pending_packages(pipeline: dlt.Pipeline) -> list[ResumedPackage]:
         pipeline.normalize()
     info = pipeline.load()
     info.raise_on_failed_jobs()
-    return [
-        ResumedPackage(
-            package.load_id, sorted({job.job_file_info.table_name for job in package.jobs["completed_jobs"]})
-        )
-        for package in info.load_packages
-    ]
+    return [ResumedPackage(package.load_id, _tables_of(package)) for package in info.load_packages]
 
 
 def restore_committed_state(pipeline: dlt.Pipeline, source_name: str) -> str | None:

@@ -19,6 +19,7 @@ from ..errors import (
     AuthenticationRequired,
     ClientCredentialsRejected,
     IdentityProviderError,
+    IdentityProviderNotConfigured,
     RefreshTokenRejected,
     StacSourceError,
     StaticTokenRefused,
@@ -165,17 +166,25 @@ class ClientCredentialsGrant:
 
 def authorizer_for(api_url: str, credentials: StacApiCredentials, timeout_s: float = 30.0) -> Authorizer:
     """The first way in that the credentials offer, in `StacApiCredentials`' order."""
-    provider = OidcProvider(credentials.issuer, credentials.client_id, credentials.client_secret, timeout_s)
     if credentials.refresh_token:
+        provider = identity_provider(credentials, "A `refresh_token`", timeout_s)
         configured = RefreshTokenGrant(provider, credentials.refresh_token, "the configured `refresh_token`", None)
         return RenewingToken(configured)
     if credentials.client_secret:
-        return RenewingToken(ClientCredentialsGrant(provider))
+        return RenewingToken(ClientCredentialsGrant(identity_provider(credentials, "A `client_secret`", timeout_s)))
     if credentials.access_token:
         return StaticToken(credentials.access_token)
-    if credentials.use_token_cache:
+    if credentials.use_token_cache and credentials.issuer and credentials.client_id:
         cache = TokenCache(api_url, credentials.client_id)
         cached = cache.get()
         if cached:
+            provider = identity_provider(credentials, "A cached login", timeout_s)
             return RenewingToken(RefreshTokenGrant(provider, cached, f"the token cache ({cache.key})", cache))
     return Anonymous()
+
+
+def identity_provider(credentials: StacApiCredentials, way_in: str, timeout_s: float = 30.0) -> OidcProvider:
+    """The OpenID Connect provider of the credentials; `way_in` names what needs it, for the error if unset."""
+    if not credentials.issuer or not credentials.client_id:
+        raise IdentityProviderNotConfigured(way_in)
+    return OidcProvider(credentials.issuer, credentials.client_id, credentials.client_secret, timeout_s)

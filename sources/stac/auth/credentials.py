@@ -4,9 +4,6 @@ from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-TERRABYTE_ISSUER = "https://auth.terrabyte.lrz.de/realms/terrabyte"
-TERRABYTE_CLIENT_ID = "de.lrz.terrabyte.stac"
-
 
 @configspec
 class StacApiCredentials(CredentialsConfiguration):
@@ -18,11 +15,13 @@ class StacApiCredentials(CredentialsConfiguration):
     4. the refresh token that `login` (or terrapi) cached for this API, unless `use_token_cache` is false;
     5. anonymous, for public APIs.
 
-    The defaults of `issuer` and `client_id` are terrabyte's realm and public client.
+    The first, second and fourth need `issuer` (the OpenID Connect provider's URL) and `client_id`. The
+    source knows no provider of its own: an app gives its defaults in a subclass, as the main job does with
+    terrabyte's (`TerrabyteCredentials`).
     """
 
-    issuer: str = TERRABYTE_ISSUER
-    client_id: str = TERRABYTE_CLIENT_ID
+    issuer: str | None = None
+    client_id: str | None = None
     scope: str = "openid offline_access"
     refresh_token: TSecretStrValue | None = None
     client_secret: TSecretStrValue | None = None

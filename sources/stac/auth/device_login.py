@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import IdentityProviderError, LoginFailed
+from .authorizers import identity_provider
 from .credentials import StacApiCredentials
 from .oidc import DeviceAuthorization, OidcProvider, TokenEndpointError, Tokens
 from .token_cache import TokenCache
@@ -66,10 +67,10 @@ def login_and_cache(
 ) -> TokenCache:
     """The device login for `api_url`'s identity provider; its refresh token goes into the token cache that
     runs (and terrapi) read. Returns that cache."""
-    provider = OidcProvider(credentials.issuer, credentials.client_id, credentials.client_secret)
+    provider = identity_provider(credentials, "A device login")
     tokens = device_login(provider, credentials.scope, show)
     if not tokens.refresh_token:
         raise LoginFailed(f"{provider.issuer} issued no refresh token; ask for the `offline_access` scope")
-    cache = TokenCache(api_url, credentials.client_id)
+    cache = TokenCache(api_url, provider.client_id)
     cache.put(tokens.refresh_token)
     return cache

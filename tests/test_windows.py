@@ -1,0 +1,63 @@
+"""Incremental windows without a server: where a run's window lies, how it is split, which items it admits, and
+how the cursor moves."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from dlt_stac.windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
+
+UTC = timezone.utc
+T0, T1, T2, T3 = (datetime(2024, 1, day, tzinfo=UTC) for day in (1, 2, 3, 4))
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def settings(**given: object) -> WindowSettings:
+    return WindowSettings(**{"since": None, "until": None, "lag": timedelta(0), "upper_bound": NOW, **given})  # type: ignore[arg-type]
+
+
+def test_a_first_run_reads_from_since_to_the_upper_bound_and_later_runs_from_the_cursor_less_lag() -> None:
+    assert plan_window(Cursor(), settings(since=T0)) == Window(T0, NOW, stateless=False, end_excluded=True)
+    after_cursor = Window(T1, NOW, stateless=False, end_excluded=True)
+    assert plan_window(Cursor(T2, {"a"}), settings(since=T0, lag=timedelta(days=1))) == after_cursor
+    assert plan_window(Cursor(T2, {"a"}), settings(since=T3)) == Window(T3, NOW, stateless=False, end_excluded=True)
+
+
+def test_until_and_a_schedulers_interval_are_stateless_windows() -> None:
+    assert plan_window(Cursor(T2, {"a"}), settings(since=T0, until=T1)) == Window(T0, T1, stateless=True)
+    interval = settings(scheduler_interval=(T1, T3), since=T0)
+    assert plan_window(Cursor(T2, {"a"}), interval) == Window(T1, T3, stateless=True)
+
+
+def test_a_new_window_never_overlaps_the_parts_an_interrupted_run_left() -> None:
+    assert plan_window(Cursor(T0, {"a"}), settings(), not_before=T2) == Window(T2, NOW, False, end_excluded=True)
+
+
+def test_a_split_window_gives_each_item_to_exactly_one_part() -> None:
+    parts = Window(T0, T3, stateless=False).split([T1, T2])
+
+    assert [(part.start, part.end, part.end_excluded) for part in parts] == [
+        (T0, T1, True),
+        (T1, T2, True),
+        (T2, T3, False),
+    ]
+    for value in (T0, T1, T1 + timedelta(seconds=1), T2, T3):
+        assert sum(WindowFilter(part).admits(value, "x") for part in parts) == 1, value
+
+
+def test_the_filter_skips_items_loaded_at_the_start_and_honours_an_excluded_end() -> None:
+    admits = WindowFilter(Window(T1, T2, stateless=False, end_excluded=True), frozenset({"old"})).admits
+
+    assert [admits(T0, "new"), admits(T1, "old"), admits(T1, "new"), admits(T2, "new")] == [False, False, True, False]
+    assert WindowFilter(Window(T1, T2, stateless=False)).admits(T2, "new")
+
+
+def test_the_cursor_keeps_the_highest_datetime_and_every_id_on_it() -> None:
+    cursor = Cursor()
+    for value, item_id in [(T1, "a"), (T0, "b"), (T1, "c"), (T2, "d"), (T2, "e"), (T1, "f")]:
+        cursor.advance(value, item_id)
+
+    assert cursor == Cursor(T2, {"d", "e"})
+    assert cursor.to_state() == {"value": "2024-01-03T00:00:00Z", "ids": ["d", "e"]}
+    assert Cursor.from_state(cursor.to_state()) == cursor
+    assert Cursor.from_state({}) == Cursor() and Cursor().to_state() == {}
