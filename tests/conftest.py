@@ -23,8 +23,15 @@ SERVER_FIXTURES = frozenset({"pgstac_server", "rustac_server", "auth_proxy", "po
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        if SERVER_FIXTURES.intersection(fixtures_used(item)):
             item.add_marker(pytest.mark.servers)
+
+
+def fixtures_used(item: pytest.Item) -> set[str]:
+    """The fixtures a test asks for, and those a parametrized test names to get with `request.getfixturevalue`."""
+    callspec = getattr(item, "callspec", None)
+    named = {value for value in callspec.params.values() if isinstance(value, str)} if callspec else set()
+    return set(getattr(item, "fixturenames", ())) | named
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,9 @@ def rows_loaded(pipeline: dlt.Pipeline, table: str = "items") -> int:
 
 
 def resource_state(pipeline: dlt.Pipeline, resource: str = "items") -> dict[str, Any]:
-    return dict(pipeline.state["sources"]["stac"]["resources"].get(resource, {}))
+    """The resource's state as the pipeline keeps it; empty before anything was committed."""
+    resources = pipeline.state.get("sources", {}).get("stac", {}).get("resources", {})
+    return dict(resources.get(resource, {}))
 
 
 def items_state(pipeline: dlt.Pipeline) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from stack.fault_proxy import FaultProxy, Faults
 from stack.pgstac import DATABASE
 from stack.processes import free_port
 from stack.recording_api import RecordingApi
-from tests.stac_helpers import add_items, create_collection, loaded_ids, query, rows_loaded
+from tests.stac_helpers import add_items, create_collection, loaded_ids, query, resource_state, rows_loaded
 
 FAST_RETRIES: dict[str, Any] = {"max_retries": 4, "backoff_factor": 0.01, "timeout": 10.0}
 
@@ -129,6 +129,7 @@ def test_retries_recover_from_server_faults_and_broken_bodies_on_get_and_post(
     expected = sample_catalog.item_ids_by_collection()
     assert loaded_ids(duckdb_pipeline) == {"naip": expected["naip"], "joplin": expected["joplin"]}
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1030,)]
+    assert rows_loaded(duckdb_pipeline) == 1030, "a retried page was not also kept in its broken form"
     assert faults.faults_sent >= 5
 
 
@@ -143,12 +144,14 @@ def test_a_server_error_mid_run_loads_nothing_and_the_rerun_loads_everything_onc
             duckdb_pipeline.run(source)
         assert duckdb_pipeline.list_extracted_load_packages() == []
         assert duckdb_pipeline.list_normalized_load_packages() == []
+        assert resource_state(duckdb_pipeline) == {}, "no cursor moved"
 
         faults.every = 0
         duckdb_pipeline.run(stac(url=proxy.url, collections=["naip"], page_size=100, **FAST_RETRIES))
 
     assert loaded_ids(duckdb_pipeline) == {"naip": sample_catalog.item_ids_by_collection()["naip"]}
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1000,)]
+    assert rows_loaded(duckdb_pipeline) == 1000
 
 
 def test_a_server_error_after_some_packages_keeps_them_and_the_rerun_goes_on_from_there(
@@ -222,6 +225,7 @@ def test_malformed_items_land_in_rejected_items_and_the_rest_loads(
     assert loaded_ids(duckdb_pipeline) == {collection_id: {item["id"] for item in joplin[2:]}}
     rejected = query(duckdb_pipeline, "SELECT collection, item_id, reason, page_url, raw_json FROM {rejected_items}")
     by_id = {row[1]: row for row in rejected}
+    assert len(rejected) == rows_loaded(duckdb_pipeline, "rejected_items") == 2
     assert set(by_id) == {bad_date, no_date}
     assert by_id[bad_date][2] == "properties.datetime is not an RFC 3339 timestamp: 'last tuesday'"
     assert by_id[no_date][2] == "properties.datetime is null and there is no properties.start_datetime"

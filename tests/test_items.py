@@ -57,6 +57,7 @@ def test_full_load_has_every_sample_item_once(
 
     assert loaded_ids(duckdb_pipeline) == expected
     assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT (collection, id)) FROM {items}") == [(1074, 1074)]
+    assert rows_loaded(duckdb_pipeline) == 1074, "the merge hides an item read twice; the load counts it"
     assert set(duckdb_pipeline.default_schema.data_table_names()) == SAMPLE_TABLES
     assert sorted(row[0] for row in query(duckdb_pipeline, "SELECT id FROM {collections}")) == sorted(expected)
 
@@ -85,6 +86,7 @@ def test_geometry_is_kept_losslessly(
 ) -> None:
     duckdb_pipeline.run(stac(url=rustac_server.url, collections=["cop-dem-glo-30"]))
 
+    assert rows_loaded(duckdb_pipeline) == len(list(sample_catalog.files_of("cop-dem-glo-30").items()))
     loaded = {
         item_id: json.loads(geometry)
         for item_id, geometry in query(duckdb_pipeline, "SELECT id, geometry FROM {items}")
@@ -97,6 +99,7 @@ def test_asset_hrefs_by_key_with_one_query(
 ) -> None:
     duckdb_pipeline.run(stac(url=rustac_server.url, collections=["naip"]))
 
+    assert rows_loaded(duckdb_pipeline) == 1000
     assert image_hrefs(duckdb_pipeline) == {
         item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()
     }
@@ -111,6 +114,7 @@ def test_postgres_destination_loads_the_same(
 
     assert loaded_ids(postgres_pipeline) == expected
     assert query(postgres_pipeline, "SELECT COUNT(*) FROM {items}") == [(1074,)]
+    assert rows_loaded(postgres_pipeline) == 1074
     types = column_types(postgres_pipeline, "items")
     assert list(types)[:4] == ["id", "collection", "geometry", "bbox"]
     assert types["datetime"] == "timestamp with time zone"
@@ -142,11 +146,10 @@ def test_second_run_loads_nothing_then_exactly_the_inserted_items(
 
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=7))
     assert rows_loaded(duckdb_pipeline) == 3
-    assert loaded_ids(duckdb_pipeline)[collection_id] == {item["id"] for item in naip[:50]} | {
-        "inserted-0",
-        "inserted-1",
-        "inserted-2",
+    assert loaded_ids(duckdb_pipeline) == {
+        collection_id: {item["id"] for item in naip[:50]} | {"inserted-0", "inserted-1", "inserted-2"}
     }
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(53,)]
     assert items_state(duckdb_pipeline)[collection_id] == {"value": "2024-06-03T00:00:00Z", "ids": ["inserted-2"]}
 
 
@@ -181,13 +184,23 @@ def test_range_items_without_datetime_load_and_move_their_cursor(
     assert rows_loaded(duckdb_pipeline) == 0
 
 
-def test_each_collection_has_its_own_cursor(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
+def test_each_collection_has_its_own_cursor(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = list(sample_catalog.files_of("naip").items())
+    since_2020 = {item["id"] for item in naip if item["properties"]["datetime"] >= "2020"}
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip"], since="2020-01-01T00:00:00Z"))
+    assert rows_loaded(duckdb_pipeline) == len(since_2020)
     naip_cursor = items_state(duckdb_pipeline)["naip"]
+    assert naip_cursor["value"] == max(item["properties"]["datetime"] for item in naip)
 
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=["naip", "joplin"], since="1990-01-01T00:00:00Z"))
 
     assert rows_loaded(duckdb_pipeline) == 30  # joplin (2000) from its own initial value, nothing more of naip
+    assert loaded_ids(duckdb_pipeline) == {
+        "naip": since_2020,
+        "joplin": sample_catalog.item_ids_by_collection()["joplin"],
+    }
     assert items_state(duckdb_pipeline)["naip"] == naip_cursor
     assert set(items_state(duckdb_pipeline)) == {"naip", "joplin"}
 
@@ -267,7 +280,8 @@ def test_concurrent_streams_cut_a_collection_and_load_the_items_at_a_cut_once(
     ]
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=2, concurrency=2))
     assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {items}") == [(8, 8)]
-    assert loaded_ids(duckdb_pipeline)[collection_id] == {item["id"] for item in items}
+    assert rows_loaded(duckdb_pipeline) == 8, "an item at the cut or spanning it was admitted by both parts"
+    assert loaded_ids(duckdb_pipeline) == {collection_id: {item["id"] for item in items}}
     assert items_state(duckdb_pipeline)[collection_id] == {"value": "2021-01-01T00:00:20Z", "ids": ["last"]}
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=2, concurrency=2))
     assert rows_loaded(duckdb_pipeline) == 0
@@ -288,8 +302,9 @@ def test_concurrency_loads_what_one_stream_loads(
         source = stac(url=pgstac_server.url, collections=sorted(expected), page_size=40, concurrency=concurrency)
         pipeline.run(source.with_resources("items"))
 
-    assert loaded_ids(duckdb_pipeline) == expected
+    assert loaded_ids(duckdb_pipeline) == loaded_ids(one_stream) == expected
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1074,)]
+    assert rows_loaded(duckdb_pipeline) == rows_loaded(one_stream) == 1074
     assert items_state(duckdb_pipeline) == items_state(one_stream)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import dlt
@@ -26,8 +27,13 @@ SOUTH_ALABAMA = {
 
 
 def server_answer(url: str, parameters: dict[str, Any]) -> set[str]:
-    search = Client.open(url).search(**parameters, limit=100)
-    return {item["id"] for item in search.items_as_dicts()}
+    return set(server_answer_in_cursor_order(url, parameters))
+
+
+def server_answer_in_cursor_order(url: str, parameters: dict[str, Any]) -> list[str]:
+    """The ids the server answers, by datetime and id: the order in which a search's cursor moves over them."""
+    items = Client.open(url).search(**parameters, limit=100).items_as_dicts()
+    return [item["id"] for item in sorted(items, key=lambda item: (item["properties"]["datetime"], item["id"]))]
 
 
 def test_search_with_bbox_datetime_and_cql2_filter_loads_what_the_server_answers(
@@ -40,6 +46,7 @@ def test_search_with_bbox_datetime_and_cql2_filter_loads_what_the_server_answers
     duckdb_pipeline.run(source.with_resources("search_south_al"))
 
     assert loaded_ids(duckdb_pipeline, "search_south_al") == {"naip": expected}
+    assert rows_loaded(duckdb_pipeline, "search_south_al") == len(expected)
     assert "items" not in duckdb_pipeline.default_schema.data_table_names()
     duckdb_pipeline.run(source_again(pgstac_server, {"south_al": SOUTH_ALABAMA}))
     assert rows_loaded(duckdb_pipeline, "search_south_al") == 0
@@ -61,27 +68,35 @@ def test_cql2_text_search_with_max_items_and_own_table(
         "max_items": 25,
         "table_name": "fine_naip",
     }
-    allowed = server_answer(
+    allowed = server_answer_in_cursor_order(
         pgstac_server.url, {"collections": ["naip"], "filter": {"op": "<", "args": [{"property": "gsd"}, 1]}}
     )
 
     duckdb_pipeline.run(source_again(pgstac_server, {"fine": search}))
 
-    loaded = loaded_ids(duckdb_pipeline, "fine_naip")["naip"]
-    assert len(loaded) == 25 and loaded <= allowed
+    assert loaded_ids(duckdb_pipeline, "fine_naip") == {"naip": set(allowed[:25])}
+    assert rows_loaded(duckdb_pipeline, "fine_naip") == 25
     assert len(allowed) == 429
 
     duckdb_pipeline.run(source_again(pgstac_server, {"fine": search}))  # the next 25, from where the cursor stopped
     assert rows_loaded(duckdb_pipeline, "fine_naip") == 25
-    assert len(loaded_ids(duckdb_pipeline, "fine_naip")["naip"]) == 50
+    assert loaded_ids(duckdb_pipeline, "fine_naip") == {"naip": set(allowed[:50])}
 
 
 @pytest.mark.parametrize(
     ("search", "message"),
     [
         ({"bbox": [1, 2, 3]}, "Search `bad` has invalid parameters: bbox needs 4 or 6 numbers, got 3: [1, 2, 3]"),
-        ({"datetime": "yesterday"}, "Search `bad` has invalid parameters: "),
-        ({"colections": ["naip"]}, "Search `bad` has invalid parameters: unknown keys ['colections']"),
+        (
+            {"datetime": "yesterday"},
+            "Search `bad` has invalid parameters: Exception: invalid datetime component: yesterday",
+        ),
+        (
+            {"colections": ["naip"]},
+            "Search `bad` has invalid parameters: unknown keys ['colections']; known keys: ['bbox', 'collections', "
+            "'datetime', 'fields', 'filter', 'filter_lang', 'ids', 'intersects', 'limit', 'max_items', 'query', "
+            "'sortby', 'table_name']",
+        ),
         ({"filter": "gsd <<< 1"}, "Search `bad` has invalid parameters: filter is not valid CQL2 text: 'gsd <<< 1'"),
         (
             {"table_name": "items"},
@@ -94,20 +109,23 @@ def test_malformed_search_parameters_are_named(
 ) -> None:
     with pytest.raises(InvalidSearch) as raised:
         stac(url=pgstac_server.url, searches={"bad": search})
-    assert str(raised.value).startswith(message)
-    if "datetime" in search:
-        assert "yesterday" in str(raised.value)
+    assert str(raised.value).split("\n")[0] == message
 
 
 def test_search_on_an_unknown_collection_names_the_existing_ones(pgstac_server: PgstacServer) -> None:
-    with pytest.raises(UnknownCollections, match=r"Unknown collection\(s\) nope at .* The API has: .*joplin.*naip"):
+    known = rf"^Unknown collection\(s\) nope at {re.escape(pgstac_server.url)}\. The API has: 3dep-lidar-copc, 3dep-"
+    with pytest.raises(UnknownCollections, match=known):
         stac(url=pgstac_server.url, searches={"s": {"collections": ["nope"]}})
 
 
-def test_collection_prefix_selects_collections(pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline) -> None:
+def test_collection_prefix_selects_collections(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
     duckdb_pipeline.run(stac(url=pgstac_server.url, collection_prefix="3dep-"))
 
-    assert set(loaded_ids(duckdb_pipeline)) == {"3dep-lidar-copc", "3dep-lidar-dsm"}
+    expected = sample_catalog.item_ids_by_collection()
+    assert loaded_ids(duckdb_pipeline) == {name: expected[name] for name in ("3dep-lidar-copc", "3dep-lidar-dsm")}
+    assert rows_loaded(duckdb_pipeline) == 8
     assert rows_loaded(duckdb_pipeline, "collections") == 2
 
 
@@ -122,10 +140,13 @@ def test_queryables_and_conformance_load_when_selected(
 
     duckdb_pipeline.run(source.with_resources("queryables", "conformance"))
 
-    uris = {uri for (uri,) in query(duckdb_pipeline, "SELECT uri FROM {conformance}")}
-    assert uris == set(Client.open(pgstac_server.url).get_conforms_to())
-    queryables = dict(query(duckdb_pipeline, "SELECT name, type FROM {queryables}"))
-    assert queryables["datetime"] == "string" and "id" in queryables
+    client = Client.open(pgstac_server.url)
+    uris = sorted(uri for (uri,) in query(duckdb_pipeline, "SELECT uri FROM {conformance}"))
+    assert uris == sorted(client.get_conforms_to())
+    queryables = query(duckdb_pipeline, "SELECT name, type FROM {queryables}")
+    served = client.get_queryables()["properties"]
+    assert sorted(queryables) == sorted((name, schema.get("type")) for name, schema in served.items())
+    assert dict(queryables)["datetime"] == "string"
 
 
 def test_item_pages_are_asked_for_in_datetime_then_id_order_where_the_api_sorts(pgstac_server: PgstacServer) -> None:

@@ -100,7 +100,7 @@ def test_stack_up_serves_any_folder_and_down_leaves_nothing(
     started = run_stack_command("up", "--server", server, "--data", str(tmp_path), "--port", str(port))
     try:
         assert started.returncode == 0, started.stdout + started.stderr
-        assert f"STAC API: http://127.0.0.1:{port}" in started.stdout
+        assert f"STAC API: http://127.0.0.1:{port}" in started.stdout.splitlines()
         pids = [int(pidfile.read_text()) for pidfile in workdir.glob("*.pid")]
         assert len(pids) == 1 and is_running(pids[0])
         served = item_ids_served(f"http://127.0.0.1:{port}", ["joplin", "3dep-lidar-copc", "naip"], page_size=7)

@@ -22,6 +22,7 @@ def test_integers_and_doubles_share_one_double_column_across_pages() -> None:
     second, _ = tables.table(rows({"cloud": 12.5}))
 
     assert first.schema.field("cloud").type == second.schema.field("cloud").type == pa.float64()
+    assert first.column("cloud").to_pylist() == [0.0, 3.0]
     assert second.column("cloud").to_pylist() == [12.5]
 
 
@@ -55,3 +56,4 @@ def test_a_column_only_null_so_far_waits_for_its_first_value() -> None:
 
     assert "updated_by" not in empty.column_names
     assert filled.schema.field("updated_by").type == pa.string()
+    assert filled.column("updated_by").to_pylist() == ["me"]

@@ -45,6 +45,20 @@ def test_a_split_window_gives_each_item_to_exactly_one_part() -> None:
         assert sum(WindowFilter(part).admits(value, "x") for part in parts) == 1, value
 
 
+def test_the_last_part_of_a_split_keeps_the_windows_excluded_end() -> None:
+    parts = Window(T0, T3, stateless=False, end_excluded=True).split([T1])
+
+    assert [part.end_excluded for part in parts] == [True, True]
+    assert not WindowFilter(parts[-1]).admits(T3, "x")
+
+
+def test_a_searchs_own_end_is_inclusive_where_it_cuts_the_incremental_window() -> None:
+    incremental = Window(T0, NOW, stateless=False, end_excluded=True)
+
+    assert incremental.clamped(None, T2) == Window(T0, T2, stateless=False, end_excluded=False)
+    assert incremental.clamped(T1, None) == Window(T1, NOW, stateless=False, end_excluded=True)
+
+
 def test_the_filter_skips_items_loaded_at_the_start_and_honours_an_excluded_end() -> None:
     admits = WindowFilter(Window(T1, T2, stateless=False, end_excluded=True), frozenset({"old"})).admits
 
