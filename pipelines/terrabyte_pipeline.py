@@ -11,16 +11,11 @@ Runs are incremental on item datetime, per collection; see README.md.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import dataclasses
-import platform
 import sys
 from typing import Any
 
 import dlt
-import pyarrow as pa  # type: ignore[import-untyped]
 from dlt.common.configuration import configspec, resolve_configuration
-from dlt.common.configuration.specs import BaseConfiguration
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -31,13 +26,13 @@ from dlt_stac.auth.oidc import DeviceAuthorization
 from dlt_stac.errors import LoginNeeded, StacSourceError
 from dlt_stac.runs import PackageRows, RunReport, run_in_packages
 
+from process_memory import MemorySettings, keep_less_freed_memory, memory_settings
+
 PIPELINE_NAME = "terrabyte"
 DATASET_NAME = "terrabyte_stac"
 TERRABYTE_ISSUER = "https://auth.terrabyte.lrz.de/realms/terrabyte"
 TERRABYTE_CLIENT_ID = "de.lrz.terrabyte.stac"
 LOGIN_COMMAND = "python pipelines/terrabyte_pipeline.py login"
-M_ARENA_MAX = -8
-"""glibc's `mallopt` parameter for the most malloc arenas the process keeps."""
 
 
 @configspec
@@ -72,31 +67,6 @@ def print_error(error: BaseException) -> None:
     print(f"error: {error}", file=sys.stderr)
     if advice := login_advice(error):
         print(advice, file=sys.stderr)
-
-
-@configspec
-class MemorySettings(BaseConfiguration):
-    """`[main_job]` in .dlt/config.toml: what bounds the memory of a run besides the package limits."""
-
-    duckdb: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"memory_limit": "256MB", "threads": 1, "preserve_insertion_order": False}
-    )
-    """DuckDB's settings while it loads; its default memory limit (80% of the RAM) lets it keep the tables it
-    writes, so that it grows with them."""
-    malloc_arenas: int = 2
-    """At most this many malloc arenas: the pages that the reading threads parse are freed where they are reused."""
-
-
-def memory_settings() -> MemorySettings:
-    return resolve_configuration(MemorySettings(), sections=("main_job",))
-
-
-def keep_less_freed_memory(settings: MemorySettings) -> None:
-    """Arrow allocates with malloc instead of its own jemalloc pool, and malloc keeps at most `malloc_arenas`
-    arenas, so that memory freed after one page or package is reused by the next instead of held."""
-    pa.set_memory_pool(pa.system_memory_pool())
-    if platform.libc_ver()[0] == "glibc":
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, settings.malloc_arenas)
 
 
 def destination_of(name: str, settings: MemorySettings) -> Any:

@@ -94,4 +94,5 @@ around(Load, "complete_package", None, "package:loaded", nothing)
 
 if __name__ == "__main__":
     sys.argv = [str(PIPELINE), *sys.argv[1:]]
+    sys.path.insert(0, str(PIPELINE.parent))  # as `python pipelines/terrabyte_pipeline.py` has it, for its neighbours
     runpy.run_path(str(PIPELINE), run_name="__main__")
