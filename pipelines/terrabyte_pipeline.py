@@ -149,6 +149,18 @@ def print_summary(pipeline: dlt.Pipeline, report: RunReport) -> None:
             print(f"{collection:<32} {count:>8}  {first} .. {last}")
     if rows.get("rejected_items"):
         print(f"\n{rows['rejected_items']} malformed items were set aside in the `rejected_items` table.")
+    if by_datetime := sorted(key for key, field in report.cursor_fields.items() if field == "datetime"):
+        print(f"\n{datetime_cursor_note(by_datetime, len(report.cursor_fields))}")
+
+
+def datetime_cursor_note(collections: list[str], total: int) -> str:
+    """What loading by `datetime` leaves out, said once per run."""
+    which = "All collections load" if len(collections) == total else f"{len(collections)} of {total} collections load"
+    named = f" ({', '.join(collections[:5])}{', ...' if len(collections) > 5 else ''})"
+    return (
+        f"{which} by `datetime`{named}: their items carry no `updated`, or the API cannot filter on it, so an "
+        "incremental run does not see an edit, nor an item added with a datetime before the collection's cursor."
+    )
 
 
 def parse_login_args(argv: list[str]) -> argparse.Namespace:

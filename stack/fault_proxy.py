@@ -34,11 +34,14 @@ class Faults:
     """On this path, rewrite each page's `next` link into the request that produced the page."""
     requests_seen: int = 0
     faults_sent: int = 0
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """Every request's method and path, in the order they came."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take_turn(self) -> FaultKind | None:
+    def take_turn(self, method: str, path: str) -> FaultKind | None:
         """The fault this request gets, if any."""
         with self.lock:
+            self.requests.append((method, path))
             self.requests_seen += 1
             if self.every <= 0 or self.requests_seen <= 0 or self.requests_seen % self.every:
                 return None
@@ -72,7 +75,7 @@ class FaultProxy:
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fault = proxy.faults.take_turn()
+                fault = proxy.faults.take_turn(self.command, self.path)
                 if fault in ("status", "drop"):
                     self._send_fault(fault)
                     return

@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
+
 from stack.catalog_folder import CatalogFolder
 from stack.postgres import PostgresCluster
 from stack.processes import ServerProcess, free_port
@@ -95,6 +97,18 @@ class PgstacServer:
         if completed.returncode != 0:
             raise RuntimeError(f"loading {self.data.root} into pgstac failed:\n{completed.stderr[-4000:]}")
         self.refused = [RefusedItems(**json.loads(line)) for line in completed.stdout.splitlines() if line.strip()]
+
+    def add_timestamp_queryable(self, name: str) -> None:
+        """Lets the API filter and sort on `properties.<name>` as a timestamp, as a catalog configures pgstac for
+        `updated`: pgstac compares a property that its queryables do not list as text."""
+        definition = json.dumps({"type": "string", "format": "date-time", "title": name})
+        with psycopg2.connect(self.cluster.url(DATABASE)) as connection, connection.cursor() as cursor:
+            cursor.execute("SET search_path TO pgstac, public")
+            cursor.execute(
+                "INSERT INTO queryables (name, definition, property_wrapper, property_index_type)"
+                " SELECT %s, %s, 'to_tstz', 'BTREE' WHERE NOT EXISTS (SELECT 1 FROM queryables WHERE name = %s)",
+                (name, definition, name),
+            )
 
     def stop(self) -> None:
         if self.process is not None:

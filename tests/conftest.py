@@ -50,10 +50,12 @@ def stack_workdir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def pgstac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterator[PgstacServer]:
-    """stac-fastapi-pgstac serving the sample data, on a throwaway PostgreSQL + PostGIS cluster."""
+    """stac-fastapi-pgstac serving the sample data, on a throwaway PostgreSQL + PostGIS cluster, filtering on
+    `updated` as a timestamp (the sample items carry none: they load by `datetime`)."""
     server = PgstacServer(stack_workdir / "pgstac", sample_catalog)
     server.workdir.mkdir()
     server.start()
+    server.add_timestamp_queryable("updated")  # as a catalog whose items carry `updated` configures pgstac
     yield server
     server.stop()
 

@@ -79,3 +79,18 @@ def add_items(api_url: str, collection_id: str, items: list[dict[str, Any]]) -> 
         body = {**copy.deepcopy(item), "collection": collection_id, "links": []}
         response = requests.post(f"{api_url}/collections/{collection_id}/items", json=body, timeout=30)
         assert response.status_code in (200, 201), response.text
+
+
+def replace_item(api_url: str, collection_id: str, item: dict[str, Any]) -> None:
+    """Updates an item in place (Transactions PUT), as an edit of the catalog does."""
+    body = {**copy.deepcopy(item), "collection": collection_id, "links": []}
+    response = requests.put(f"{api_url}/collections/{collection_id}/items/{item['id']}", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def with_updated(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of `items` that carry `updated`, each a minute after the one before from 2024-03-01T00:00:00Z."""
+    copies = copy.deepcopy(items)
+    for minute, item in enumerate(copies):
+        item["properties"]["updated"] = f"2024-03-01T{minute // 60:02d}:{minute % 60:02d}:00Z"
+    return copies

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pystac_client.conformance import ConformanceClasses
@@ -12,6 +13,7 @@ from pystac_client.warnings import DoesNotConformTo
 
 from dlt_stac.api import StacApi
 from dlt_stac.auth.authorizers import Anonymous
+from dlt_stac.cursor_fields import api_filters_on_updated
 from dlt_stac.stac_io import stac_api_io
 from stack.recording_api import RecordingApi
 
@@ -68,3 +70,30 @@ def test_classes_declared_at_1_1_pass_pystac_clients_checks_and_a_missing_one_is
     ]
     with pytest.warns(DoesNotConformTo, match="FIELDS"):
         api.search(collections=["c"], fields=["id"])
+
+
+@pytest.mark.parametrize(
+    ("queryables", "filters_on_updated"),
+    [
+        ({"properties": {"updated": {"type": "string", "format": "date-time"}}}, True),
+        ({"properties": {"updated": {"type": "string"}}}, False),  # compared as text, as pgstac does
+        ({"properties": {"datetime": {"type": "string", "format": "date-time"}}}, False),
+        ((404, {"detail": "not found"}), False),
+    ],
+    ids=["date-time-queryable", "text-queryable", "not-queryable", "no-queryables"],
+)
+def test_updated_is_a_cursor_only_where_the_api_lists_it_as_a_date_time_queryable(
+    api_under_a_prefix: RecordingApi, queryables: Any, filters_on_updated: bool
+) -> None:
+    api_under_a_prefix.documents["/queryables"] = queryables
+
+    assert api_filters_on_updated(opened(api_under_a_prefix)) is filters_on_updated
+
+
+def test_updated_is_no_cursor_without_the_filter_extension(api_under_a_prefix: RecordingApi) -> None:
+    landing = api_under_a_prefix.documents["/"]
+    landing["conformsTo"] = [uri for uri in DECLARED if not uri.endswith("#filter")]
+    api_under_a_prefix.documents["/queryables"] = {"properties": {"updated": {"format": "date-time"}}}
+
+    assert not api_filters_on_updated(opened(api_under_a_prefix))
+    assert "/queryables" not in [path for _, path, _ in api_under_a_prefix.received]

@@ -2,8 +2,9 @@
 every item of the API exactly once, with the cursors of an uninterrupted run and nothing left in staging.
 
 Each moment is a named point of dlt's extract, normalize and load steps (`tests/kill_at.py`), reached in a
-real process of the main job loading the sample data from stac-fastapi-pgstac in packages of 300 items.
-The scenarios of one destination run three at a time, each with its own working folder and dataset.
+real process of the main job loading the sample data from stac-fastapi-pgstac in packages of 300 items (and
+a collection that loads by `updated`, whose checkpoints follow that field). The scenarios of one destination run
+three at a time, each with its own working folder and dataset.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,12 +24,12 @@ import pytest
 
 from dlt_stac.rows import item_cursor, item_row
 from stack import CatalogFolder, PgstacServer
-from tests.stac_helpers import loaded_ids, query
+from tests.stac_helpers import add_items, create_collection, loaded_ids, query, with_updated
 from tests.test_main_pipeline import PIPELINE, PROJECT_ROOT
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
 COLLECTIONS = ["naip", "joplin", "3dep-lidar-dsm"]
-JOB_ARGUMENTS = ["--collections", *COLLECTIONS, "--package-size", "300"]
+PACKAGE_SIZE = ["--package-size", "300"]
 
 EVERY_MOMENT = [
     "extract:write@3",  # in the middle of extracting the first package
@@ -56,6 +58,19 @@ POSTGRES_MOMENTS = [
 
 
 @dataclass(frozen=True)
+class Served:
+    """What the API serves the main job: the collections it loads, their items, and the cursors an uninterrupted
+    run ends with."""
+
+    ids: dict[str, set[str]]
+    cursors: dict[str, dict[str, Any]]
+
+    @property
+    def rows(self) -> int:
+        return sum(len(ids) for ids in self.ids.values())
+
+
+@dataclass(frozen=True)
 class Outcome:
     killed: bool
     rerun_exit: int
@@ -66,19 +81,28 @@ class Outcome:
     staging_rows: int
 
 
-def exact_outcome(expected_rows: int) -> Outcome:
-    return Outcome(True, 0, expected_rows, expected_rows, True, True, 0)
+def exact_outcome(served: Served) -> Outcome:
+    return Outcome(True, 0, served.rows, served.rows, True, True, 0)
 
 
-def expected_cursors(catalog: CatalogFolder) -> dict[str, dict[str, Any]]:
-    """Each collection's cursor after an uninterrupted run: its highest item datetime, and the ids at it."""
+def served_items(items_by_collection: dict[str, list[dict[str, Any]]], field: str = "datetime") -> Served:
+    """The items of each collection, and its cursor after an uninterrupted run: the highest value of `field`
+    (`datetime`, else `start_datetime`; or `updated`), and the ids at it."""
     cursors = {}
-    for collection in COLLECTIONS:
-        rows = [item_row(item) for item in catalog.files_of(collection).items()]
-        highest = max(item_cursor(row) for row in rows)
-        ids = sorted(row["id"] for row in rows if item_cursor(row) == highest)
-        cursors[collection] = {"value": highest.isoformat().replace("+00:00", "Z"), "ids": ids}
-    return cursors
+    for collection, items in items_by_collection.items():
+        rows = [item_row(item) for item in items]
+        value_of = item_cursor if field == "datetime" else lambda row: row[field]
+        highest = max(value_of(row) for row in rows)
+        ids = sorted(row["id"] for row in rows if value_of(row) == highest)
+        cursor = {"value": highest.isoformat().replace("+00:00", "Z"), "ids": ids}
+        cursors[collection] = cursor if field == "datetime" else {**cursor, "field": field}
+    ids = {collection: {item["id"] for item in items} for collection, items in items_by_collection.items()}
+    return Served(ids, cursors)
+
+
+@pytest.fixture()
+def sample_served(sample_catalog: CatalogFolder) -> Served:
+    return served_items({collection: list(sample_catalog.files_of(collection).items()) for collection in COLLECTIONS})
 
 
 def main_job(
@@ -86,7 +110,7 @@ def main_job(
 ) -> subprocess.CompletedProcess[str]:
     script = [str(KILL_AT)] if kill_at else [str(PIPELINE)]
     return subprocess.run(
-        [sys.executable, *script, *JOB_ARGUMENTS, *arguments],
+        [sys.executable, *script, *PACKAGE_SIZE, *arguments],
         cwd=workdir,
         env={**env, **({"KILL_AT": kill_at} if kill_at else {})},
         capture_output=True,
@@ -104,22 +128,22 @@ class Destination:
     """The main job's pipeline in a working folder, opened from its state on disk."""
 
 
-def killed_then_rerun(moment: str, workdir: Path, destination: Destination, catalog: CatalogFolder) -> Outcome:
+def killed_then_rerun(moment: str, workdir: Path, destination: Destination, served: Served) -> Outcome:
     workdir.mkdir()
     env = {**destination.env, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
-    killed = main_job(workdir, env, destination.arguments, kill_at=moment)
-    rerun = main_job(workdir, env, destination.arguments)
+    arguments = ["--collections", *served.ids, *destination.arguments]
+    killed = main_job(workdir, env, arguments, kill_at=moment)
+    rerun = main_job(workdir, env, arguments)
     assert rerun.returncode == 0, f"{moment}: the re-run failed:\n{rerun.stdout[-2000:]}\n{rerun.stderr[-3000:]}"
     pipeline = destination.pipeline_of(workdir)
     [(rows, distinct_rows)] = query(pipeline, "SELECT COUNT(*), COUNT(DISTINCT collection || '/' || id) FROM {items}")
-    expected = catalog.item_ids_by_collection()
     return Outcome(
         killed=killed.returncode == -9 and "KILLED AT" in killed.stderr,
         rerun_exit=rerun.returncode,
         rows=rows,
         distinct_rows=distinct_rows,
-        ids_exact=loaded_ids(pipeline) == {collection: expected[collection] for collection in COLLECTIONS},
-        cursors_exact=pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"] == expected_cursors(catalog),
+        ids_exact=loaded_ids(pipeline) == served.ids,
+        cursors_exact=pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"] == served.cursors,
         staging_rows=staging_rows(pipeline),
     )
 
@@ -143,31 +167,55 @@ def folder_of(moment: str) -> str:
     return "".join(char if char.isalnum() else "_" for char in moment)
 
 
-@pytest.fixture()
-def expected_rows(sample_catalog: CatalogFolder) -> int:
-    ids = sample_catalog.item_ids_by_collection()
-    return sum(len(ids[collection]) for collection in COLLECTIONS)
-
-
-def test_a_kill_at_any_moment_then_one_rerun_loads_every_item_once_into_duckdb(
-    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, expected_rows: int, tmp_path: Path
-) -> None:
-    duckdb = Destination(
+def duckdb_destination(api_url: str) -> Destination:
+    return Destination(
         arguments=[],
-        env={**os.environ, "SOURCES__STAC__URL": pgstac_server.url},
+        env={**os.environ, "SOURCES__STAC__URL": api_url},
         pipeline_of=lambda folder: attached(folder, dlt.destinations.duckdb(str(folder / "terrabyte.duckdb"))),
     )
 
+
+def test_a_kill_at_any_moment_then_one_rerun_loads_every_item_once_into_duckdb(
+    pgstac_server: PgstacServer, sample_served: Served, tmp_path: Path
+) -> None:
+    duckdb = duckdb_destination(pgstac_server.url)
+
     def run(moment: str) -> Outcome:
-        return killed_then_rerun(moment, tmp_path / folder_of(moment), duckdb, sample_catalog)
+        return killed_then_rerun(moment, tmp_path / folder_of(moment), duckdb, sample_served)
 
     outcomes = outcomes_of(EVERY_MOMENT, run)
 
-    assert outcomes == {moment: exact_outcome(expected_rows) for moment in EVERY_MOMENT}
+    assert outcomes == {moment: exact_outcome(sample_served) for moment in EVERY_MOMENT}
+
+
+def test_a_kill_while_loading_by_updated_then_one_rerun_loads_every_item_once(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, tmp_path: Path
+) -> None:
+    collection_id = f"naip-updated-{uuid.uuid4().hex[:8]}"
+    create_collection(pgstac_server.url, sample_catalog.files_of("naip").collection(), collection_id)
+    items = with_updated(list(sample_catalog.files_of("naip").items()))
+    add_items(pgstac_server.url, collection_id, items)
+    served = served_items({collection_id: items}, field="updated")
+    moments = [
+        "extract:write@3",
+        "job:committed:items.*.parquet",
+        "job:committed:items.*.sql",
+        "package:loaded@1",
+        "extract:write@9",
+    ]
+
+    duckdb = duckdb_destination(pgstac_server.url)
+
+    def run(moment: str) -> Outcome:
+        return killed_then_rerun(moment, tmp_path / folder_of(moment), duckdb, served)
+
+    outcomes = outcomes_of(moments, run)
+
+    assert outcomes == {moment: exact_outcome(served) for moment in moments}
 
 
 def test_a_kill_at_any_moment_then_one_rerun_loads_every_item_once_into_postgres(
-    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, expected_rows: int, tmp_path: Path
+    pgstac_server: PgstacServer, sample_served: Served, tmp_path: Path
 ) -> None:
     def run(moment: str) -> Outcome:
         database = f"crash_{folder_of(moment)}"
@@ -178,15 +226,15 @@ def test_a_kill_at_any_moment_then_one_rerun_loads_every_item_once_into_postgres
             env={**os.environ, "SOURCES__STAC__URL": pgstac_server.url, "DESTINATION__POSTGRES__CREDENTIALS": url},
             pipeline_of=lambda folder: attached(folder, dlt.destinations.postgres(url)),
         )
-        return killed_then_rerun(moment, tmp_path / database, postgres, sample_catalog)
+        return killed_then_rerun(moment, tmp_path / database, postgres, sample_served)
 
     outcomes = outcomes_of(POSTGRES_MOMENTS, run)
 
-    assert outcomes == {moment: exact_outcome(expected_rows) for moment in POSTGRES_MOMENTS}
+    assert outcomes == {moment: exact_outcome(sample_served) for moment in POSTGRES_MOMENTS}
 
 
 def test_a_package_dlt_aborts_is_named_by_the_next_run_and_its_items_load_again(
-    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, expected_rows: int, tmp_path: Path
+    pgstac_server: PgstacServer, sample_served: Served, tmp_path: Path
 ) -> None:
     """A UNIQUE index on `_dlt_id` (`create_indexes = true`) makes dlt abort the package whose replayed job it
     refuses; the cursors had moved with that package's extract. The next run must load its items again."""
@@ -200,7 +248,7 @@ def test_a_package_dlt_aborts_is_named_by_the_next_run_and_its_items_load_again(
         "DLT_PROJECT_DIR": str(PROJECT_ROOT),
         "DLT_DATA_DIR": str(tmp_path / "dlt"),
     }
-    arguments = ["--destination", "postgres"]
+    arguments = ["--collections", *sample_served.ids, "--destination", "postgres"]
 
     killed = main_job(tmp_path, env, arguments, kill_at="job:committed:collections.*")
     aborted = main_job(tmp_path, env, arguments)
@@ -212,9 +260,9 @@ def test_a_package_dlt_aborts_is_named_by_the_next_run_and_its_items_load_again(
     assert rerun.returncode == 0, rerun.stderr
     pipeline = attached(tmp_path, dlt.destinations.postgres(url))
     assert query(pipeline, "SELECT COUNT(*), COUNT(DISTINCT collection || '/' || id) FROM {items}") == [
-        (expected_rows, expected_rows)
+        (sample_served.rows, sample_served.rows)
     ]
-    assert pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"] == expected_cursors(sample_catalog)
+    assert pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"] == sample_served.cursors
     [restored] = [line for line in rerun.stdout.splitlines() if line.startswith("Restored: ")]
     assert restored.startswith("Restored: load package ")
     assert restored.endswith(

@@ -15,6 +15,7 @@ from dlt_stac import stac
 from dlt_stac.api import StacApi
 from dlt_stac.auth.authorizers import Anonymous
 from dlt_stac.checkpoints import Part
+from dlt_stac.cursor_fields import DATETIME
 from dlt_stac.reading import PackageLimits, items_reading
 from dlt_stac.rows import item_cursor, item_row, parse_timestamp
 from dlt_stac.runs import committed_state, run_in_packages
@@ -271,7 +272,7 @@ def test_concurrent_streams_cut_a_collection_and_load_the_items_at_a_cut_once(
     api = StacApi.open(pgstac_server.url, stac_api_io(pgstac_server.url, Anonymous(), 0, 0, 30))
     everything = Window(None, parse_timestamp("2030-01-01T00:00:00Z"), stateless=False, end_excluded=True)
 
-    [parts] = cut_windows(api, [(collection_id, everything)], page_size=2, concurrency=2)
+    [parts] = cut_windows(api, [(collection_id, DATETIME, everything)], page_size=2, concurrency=2)
 
     cut = parse_timestamp("2021-01-01T00:00:10Z")
     assert [(part.start, part.end, part.end_excluded) for part in parts] == [

@@ -37,6 +37,11 @@ def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServe
     naip_line = f"{'naip':<32} {1000:>8}  2011-07-31 00:00:00+00:00 .. 2023-10-02 16:00:00+00:00"
     assert naip_line in first.stdout.splitlines()
     assert (tmp_path / "terrabyte.duckdb").exists()
+    assert first.stdout.splitlines()[-1] == (
+        "All collections load by `datetime` (3dep-lidar-dsm, joplin, naip): their items carry no `updated`, or the "
+        "API cannot filter on it, so an incremental run does not see an edit, nor an item added with a datetime "
+        "before the collection's cursor."
+    )
 
     second = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin,3dep-lidar-dsm")
     assert second.returncode == 0, second.stderr

@@ -1,4 +1,5 @@
-"""A dlt source for STAC APIs: collections, items and named searches, loaded incrementally on datetime.
+"""A dlt source for STAC APIs: collections, items and named searches, loaded incrementally on datetime (or on
+`updated`, where the items carry it and the API filters on it; see `cursor_fields.py`).
 
     pipeline.run(stac(url="https://stac.terrabyte.lrz.de/public/api", collections=["sentinel-2-c1-l2a"]))
 
@@ -65,7 +66,8 @@ def stac(
         collection_prefix: Only collections whose id starts with this (e.g. `pn56su-dss-0001.`).
         searches: Named searches, `{name: {collections, bbox, intersects, datetime, ids, query, filter,
             filter_lang, sortby, fields, limit, max_items, table_name}}`; each loads into `search_<name>`.
-        since: Initial value of the datetime cursor (RFC 3339); default the full history.
+        since: Initial value of the datetime cursor (RFC 3339); default the full history. For a collection that
+            loads by `updated`, the earliest acquisition time (`datetime`) it loads.
         until: End of the window; a run with `until` is a stateless backfill that leaves cursors alone.
         lag: Seconds re-read behind the cursor, for items that arrive late.
         allow_external_schedulers: Take the window from an external scheduler's data interval (Airflow).
@@ -129,7 +131,8 @@ def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dic
 def items(reading: ReadingAcrossPackages, package: PackageLimits) -> Iterator[Any]:
     """The items of the selected collections in one `items` table, merged on `(collection, id)`.
 
-    Each collection has its own datetime cursor in this resource's state, so adding a collection
+    Each collection has its own cursor in this resource's state, on `datetime`, or on `updated` where its
+    items carry it and the API filters on it (chosen at the collection's first load), so adding a collection
     later starts it from its own initial value and never moves another's cursor. Up to `concurrency`
     searches are paged at once; each package's items move the cursors, saved with the package.
     """

@@ -16,12 +16,14 @@ from pystac_client import Client, ItemSearch
 from pystac_client.conformance import ConformanceClasses
 from pystac_client.errors import ClientTypeError
 from pystac_client.exceptions import APIError
+from pystac_client.mixins import QUERYABLES_REL
 from pystac_client.stac_api_io import StacApiIO
 
-from .errors import MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
+from .errors import BadPage, MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
 from .paging import Page, iter_pages
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
+NO_SUCH_DOCUMENT = (404, 405, 501)
 
 
 def declares(conforms_to: list[str], conformance: ConformanceClasses) -> bool:
@@ -43,6 +45,7 @@ class StacApi:
                 client.add_conforms_to(conformance.name)
         self.search_url = self._href(client.get_search_link(), "search")
         self.collections_url = self._href(client.get_single_link("data"), "collections")
+        self.queryables_url = self._href(client.get_single_link(QUERYABLES_REL), "queryables")
 
     def _href(self, link: Link | None, conventional_path: str) -> str:
         """Where a link of the landing page leads; the conventional path if there is no such link."""
@@ -115,4 +118,20 @@ class StacApi:
 
     def queryables(self) -> dict[str, Any]:
         self.require(ConformanceClasses.FILTER, "reading queryables")
-        return dict(self.client.get_queryables())
+        return self._queryables
+
+    def queryable_properties(self) -> dict[str, Any]:
+        """The JSON schema of each property the API can filter on; none where it has no queryables document."""
+        if not self.conforms_to(ConformanceClasses.FILTER):
+            return {}
+        try:
+            return dict(self._queryables.get("properties") or {})
+        except APIError as error:
+            status = getattr(error, "status_code", None)
+            if status in NO_SUCH_DOCUMENT:
+                return {}
+            raise BadPage(self.queryables_url, f"the server answered {status}: {str(error)[:300]}") from None
+
+    @cached_property
+    def _queryables(self) -> dict[str, Any]:
+        return dict(self.stac_io.read_json(self.queryables_url))

@@ -3,7 +3,8 @@
 Each collection (or named search) has a checkpoint in `state["cursors"][<key>]`:
 
     {"value": "<RFC 3339>", "ids": [...],      the cursor: the highest item datetime loaded, and the ids at it
-     "parts": [...]}                            the parts of its window still to read; absent once all are read
+     "parts": [...],                            the parts of its window still to read; absent once all are read
+     "field": "updated"}                        what the cursor follows, where it is not `datetime`
 
 A part is one search over a slice of the window, `{"start", "end", "end_excluded", "read_to"}`, where
 `read_to` (a cursor) says how far a sorted search got: everything up to it is loaded, so after a crash the
@@ -63,15 +64,24 @@ class Checkpoint:
 
     cursor: Cursor = field(default_factory=Cursor)
     parts: list[Part] = field(default_factory=list)
+    cursor_field: str | None = None
+    """The item timestamp the cursor and the parts follow (`cursor_fields.py`); None for `datetime`."""
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Checkpoint:
         state = state or {}
-        return cls(Cursor.from_state(state), [Part.from_state(part, False) for part in state.get("parts", [])])
+        parts = [Part.from_state(part, False) for part in state.get("parts", [])]
+        return cls(Cursor.from_state(state), parts, state.get("field"))
+
+    @property
+    def is_new(self) -> bool:
+        """Nothing was loaded or planned yet: the collection's first load is to come."""
+        return self.cursor.value is None and not self.parts
 
     def to_state(self) -> dict[str, Any]:
         parts = {"parts": [part.to_state() for part in self.parts]} if self.parts else {}
-        return {**self.cursor.to_state(), **parts}
+        state = {**self.cursor.to_state(), **parts}
+        return {**state, "field": self.cursor_field} if state and self.cursor_field else state
 
 
 def saved_checkpoints(state: dict[str, Any], keys: list[str]) -> dict[str, Checkpoint]:
@@ -96,3 +106,8 @@ def backfill_state(window: Window, parts: dict[str, list[Part]]) -> dict[str, An
 def has_unread_parts(state: Mapping[str, Any]) -> bool:
     """Whether a resource's state holds parts still to read: its reading stopped at the end of a load package."""
     return bool(state.get("backfill")) or any(saved.get("parts") for saved in state.get("cursors", {}).values())
+
+
+def cursor_field_names(state: Mapping[str, Any]) -> dict[str, str]:
+    """What the cursor of each collection (or named search) in a resource's state follows: `datetime` or `updated`."""
+    return {key: saved.get("field") or "datetime" for key, saved in state.get("cursors", {}).items()}

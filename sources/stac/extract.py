@@ -3,6 +3,7 @@ malformed items as rows of `rejected_items`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ import dlt
 
 from .errors import MalformedItem
 from .paging import Page
-from .rows import item_cursor, item_row, rejected_item_row
+from .rows import item_row, rejected_item_row
 from .tables import ItemTables
 from .windows import WindowFilter
 
@@ -21,17 +22,21 @@ AdmittedRow = tuple[dict[str, Any], datetime]
 
 
 def page_rows(
-    page: Page, window_filter: WindowFilter, collection: str | None
+    page: Page,
+    window_filter: WindowFilter,
+    cursor_of: Callable[[dict[str, Any]], datetime],
+    collection: str | None,
 ) -> tuple[list[AdmittedRow], list[dict[str, Any]]]:
-    """The rows of the page's items in the window, with their cursor values, and the rows of its malformed items."""
+    """The rows of the page's items in the window, with their cursor values (`cursor_of`), and the rows of its
+    malformed items."""
     admitted, rejected = [], []
     for raw in page.entries:
         try:
             row = item_row(raw)
+            value = cursor_of(row)
         except MalformedItem as reason:
             rejected.append(rejected_item_row(raw, str(reason), page.url, collection))
             continue
-        value = item_cursor(row)
         if window_filter.admits(value, row["id"]):
             admitted.append((row, value))
     return admitted, rejected

@@ -11,6 +11,7 @@ checkpoint goes into the resource's state, which dlt commits with the package: t
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from .checkpoints import (
     saved_backfill,
     saved_checkpoints,
 )
+from .cursor_fields import DATETIME, DATETIME_NAME, CursorField, chosen_fields, saved_field
 from .extract import AdmittedRow, dlt_items, page_rows
 from .paging import read_concurrently
 from .searches import NamedSearch
@@ -45,10 +47,11 @@ class PartRead:
     """The collection id (`items`) or the search's name whose cursor this part moves."""
     collection: str | None
     """The collection of the part's items, where one search reads one collection (for rejected items)."""
+    cursor_field: CursorField
     part: Part
     search: ItemSearch
     sorted: bool
-    """The server returns the items by datetime and id, so `read_to` tells how far the part was read."""
+    """The server returns the items by cursor value and id, so `read_to` tells how far the part was read."""
     window_filter: WindowFilter = field(init=False)
     finished: bool = False
 
@@ -73,6 +76,7 @@ class Reading:
         api: StacApi,
         reads: list[PartRead],
         cursors: dict[str, Cursor],
+        cursor_fields: dict[str, CursorField],
         backfill: Window | None,
         concurrency: int,
         max_items: int | None = None,
@@ -80,6 +84,8 @@ class Reading:
         self.reads = reads
         self.cursors = cursors
         """Each key's cursor, moved over every item handed out; left alone by a backfill."""
+        self.cursor_fields = cursor_fields
+        """What each key's cursor follows."""
         self.backfill = backfill
         """The stateless window read, if this is a backfill."""
         self.max_items = max_items
@@ -100,7 +106,7 @@ class Reading:
         rows, size = 0, 0
         for index, page in self._pages:
             read = self.reads[index]
-            admitted, rejected = page_rows(page, read.window_filter, read.collection)
+            admitted, rejected = page_rows(page, read.window_filter, read.cursor_field.value_of, read.collection)
             admitted = self._within_max_items(admitted)
             for row, value in admitted:
                 self._record(read, row["id"], value)
@@ -147,7 +153,9 @@ class Reading:
             return
         saved = state.setdefault("cursors", {})
         for key, cursor in self.cursors.items():
-            if checkpoint := Checkpoint(cursor, self.unread_parts(key)).to_state():
+            field_name = self.cursor_fields[key].name
+            kept_field = None if field_name == DATETIME_NAME else field_name
+            if checkpoint := Checkpoint(cursor, self.unread_parts(key), kept_field).to_state():
                 saved[key] = checkpoint
             else:  # nothing loaded yet, and nothing left to read: a window that was empty
                 saved.pop(key, None)
@@ -199,24 +207,33 @@ def _started_at_cursor(window: Window, cursor: Cursor) -> Part:
 
 
 def _planned_parts(
-    state: dict[str, Any], keys: list[str], settings: WindowSettings, window_of: Callable[[Window], Window]
+    state: dict[str, Any],
+    checkpoints: dict[str, Checkpoint],
+    settings: WindowSettings,
+    fields: dict[str, CursorField],
+    window_of: Callable[[Window], Window],
 ) -> tuple[dict[str, Cursor], dict[str, list[Part]], dict[str, Window], Window | None]:
     """Each key's cursor, the parts an interrupted run left to read, the new window to read after them, and the
     backfill window if the run is a backfill. `window_of` cuts the planned window to the key's own range."""
-    checkpoints = saved_checkpoints(state, keys)
-    cursors = {key: checkpoints[key].cursor for key in keys}
+    cursors = {key: checkpoint.cursor for key, checkpoint in checkpoints.items()}
     if settings.stateless:
         backfill = window_of(plan_window(Cursor(), settings))
         resumed = saved_backfill(state, backfill)
         if resumed is not None:
             return cursors, resumed, {}, backfill
-        return cursors, {}, {key: backfill for key in keys}, backfill
-    resumed = {key: checkpoints[key].parts for key in keys}
+        return cursors, {}, dict.fromkeys(checkpoints, backfill), backfill
+    resumed = {key: checkpoint.parts for key, checkpoint in checkpoints.items()}
     windows = {
-        key: window_of(plan_window(checkpoints[key].cursor, settings, parts_end(checkpoints[key].parts)))
-        for key in keys
+        key: window_of(plan_window(checkpoint.cursor, _settings_of(fields[key], settings), parts_end(checkpoint.parts)))
+        for key, checkpoint in checkpoints.items()
     }
     return cursors, resumed, {key: window for key, window in windows.items() if not _empty(window)}, None
+
+
+def _settings_of(cursor_field: CursorField, settings: WindowSettings) -> WindowSettings:
+    """The window settings of a cursor over `cursor_field`: `since` bounds the acquisition time, so it starts only a
+    `datetime` cursor (the field's searches bound `datetime` themselves)."""
+    return settings if cursor_field.name == DATETIME_NAME else dataclasses.replace(settings, since=None)
 
 
 def _empty(window: Window) -> bool:
@@ -232,33 +249,55 @@ def items_reading(
     concurrency: int,
 ) -> Reading:
     """The reading of the `items` resource: per collection, the parts an interrupted run left, then its new
-    window cut into parts by the probes."""
-    cursors, resumed, windows, backfill = _planned_parts(state, collections, settings, lambda window: window)
-    cuts = dict(zip(windows, cut_windows(api, list(windows.items()), page_size, concurrency), strict=True))
+    window cut into parts by the probes, over the collection's cursor field (chosen at its first load)."""
+    checkpoints = saved_checkpoints(state, collections)
+    fields = _cursor_fields(api, checkpoints, settings, concurrency)
+    cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
+    planned = [(collection, fields[collection], window) for collection, window in windows.items()]
+    cuts = dict(zip(windows, cut_windows(api, planned, page_size, concurrency), strict=True))
     sorted_ = api.conforms_to(ConformanceClasses.SORT)
     reads = []
     for collection in collections:
         parts = resumed.get(collection, []) + [
             _started_at_cursor(window, cursors[collection]) for window in cuts.get(collection, [])
         ]
+        cursor_field = fields[collection]
         reads += [
-            PartRead(collection, collection, part, _part_search(api, collection, part, page_size), sorted_)
+            PartRead(
+                collection,
+                collection,
+                cursor_field,
+                part,
+                collection_search(api, collection, cursor_field, part.window_filter().window, page_size),
+                sorted_,
+            )
             for part in parts
         ]
-    return Reading(api, reads, cursors, backfill, concurrency)
+    return Reading(api, reads, cursors, fields, backfill, concurrency)
 
 
-def _part_search(api: StacApi, collection: str, part: Part, page_size: int) -> ItemSearch:
-    return collection_search(api, collection, part.window_filter().window, page_size)
+def _cursor_fields(
+    api: StacApi, checkpoints: dict[str, Checkpoint], settings: WindowSettings, concurrency: int
+) -> dict[str, CursorField]:
+    """What each collection's cursor follows: what its checkpoint says, or for a first load what the API and the
+    collection's items allow. A backfill's window is one of acquisition time: it reads by `datetime`."""
+    if settings.stateless:
+        return dict.fromkeys(checkpoints, DATETIME)
+    fields = {key: saved_field(checkpoint.cursor_field, settings.since) for key, checkpoint in checkpoints.items()}
+    new = [key for key, checkpoint in checkpoints.items() if checkpoint.is_new]
+    return {**fields, **chosen_fields(api, new, settings.since, concurrency)}
 
 
 def search_reading(api: StacApi, search: NamedSearch, state: dict[str, Any], settings: WindowSettings) -> Reading:
     """The reading of a named search: one part, the one an interrupted run left or the new window."""
-    cursors, resumed, windows, backfill = _planned_parts(state, [search.name], settings, search.window)
+    checkpoints = saved_checkpoints(state, [search.name])
+    fields = {search.name: DATETIME}
+    cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, search.window)
     cursor = cursors[search.name]
     parts = resumed.get(search.name, []) + [_started_at_cursor(window, cursor) for window in windows.values()]
     sorted_ = api.conforms_to(ConformanceClasses.SORT) and "sortby" not in search.parameters
     reads = [
-        PartRead(search.name, None, part, search.request(api, part.window_filter().window), sorted_) for part in parts
+        PartRead(search.name, None, DATETIME, part, search.request(api, part.window_filter().window), sorted_)
+        for part in parts
     ]
-    return Reading(api, reads, cursors, backfill, concurrency=1, max_items=search.max_items)
+    return Reading(api, reads, cursors, fields, backfill, concurrency=1, max_items=search.max_items)

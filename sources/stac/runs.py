@@ -36,7 +36,7 @@ from dlt.destinations.exceptions import DestinationUndefinedEntity
 from dlt.extract import DltSource
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
-from .checkpoints import has_unread_parts
+from .checkpoints import cursor_field_names, has_unread_parts
 
 __all__ = ["PackageRows", "ResumedPackage", "RunReport", "run_in_packages"]
 
@@ -63,6 +63,8 @@ class RunReport:
     """What was wrong with the state on this machine, when the destination's committed state was taken instead."""
     packages: list[PackageRows] = field(default_factory=list)
     """The packages this run extracted and loaded."""
+    cursor_fields: dict[str, str] = field(default_factory=dict)
+    """What the cursor of each collection of `items` follows after the run: `datetime` or `updated`."""
 
     def rows(self) -> dict[str, int]:
         """Rows loaded per table by the packages this run extracted."""
@@ -94,6 +96,8 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
         report.packages += packages
         unread = [name for name in source.selected_resources if has_unread_parts(source.resources[name].state)]
         if not unread:
+            if "items" in source.selected_resources:
+                report.cursor_fields = cursor_field_names(source.resources["items"].state)
             return report
         if not any(_data_rows(package) for package in packages):
             raise RuntimeError(f"A load package of {', '.join(unread)} read nothing, yet parts are left to read")

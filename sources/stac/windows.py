@@ -1,6 +1,7 @@
-"""Incremental loading on item datetime: the window a run asks for, and the cursor it moves.
+"""Incremental loading: the window a run asks for, and the cursor it moves, over an item timestamp (`datetime`,
+or `updated`: see `cursor_fields.py`).
 
-One cursor per collection (and per named search): the highest item datetime loaded, and the ids of the
+One cursor per collection (and per named search): the highest item timestamp loaded, and the ids of the
 items at exactly that value. An incremental window is `[cursor - lag, upper bound)`; items at exactly its
 start that were loaded before are skipped by id, so a boundary shared by many items loads each once. The
 upper bound is fixed when the run starts and excluded, so the next run starts where this one ends.

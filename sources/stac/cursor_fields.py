@@ -1,0 +1,121 @@
+"""What a collection's incremental window runs over: its items' `datetime`, or their `updated`.
+
+A collection's cursor is its items' `datetime` (`start_datetime` for range items) unless it can be `updated`:
+where every item of the collection carries `updated` and the API can filter and sort on it (the Filter and Sort
+extensions, with `updated` among its date-time queryables), a run reads what was added or changed since the
+last one, whatever the items' acquisition time. Late arrivals and edits then reach the tables, and range items
+or items that share one `datetime` are not read again on every run. Which field a collection uses is chosen
+at its first load and kept in its checkpoint.
+
+A window over `datetime` is asked for with STAC's `datetime` parameter; one over `updated` with a CQL2 filter,
+and `since` (which bounds the acquisition time) then goes into the `datetime` parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pystac_client.conformance import ConformanceClasses
+
+from .api import StacApi
+from .errors import MalformedItem
+from .paging import read_concurrently
+from .rows import item_cursor
+from .windows import Window, rfc3339
+
+DATETIME_NAME = "datetime"
+UPDATED_NAME = "updated"
+
+
+@dataclass(frozen=True)
+class CursorField:
+    """The item timestamp that a collection's cursor, windows and sort order follow."""
+
+    name: str
+    since: datetime | None = None
+    """Where the acquisition time starts (`since`), for a field other than `datetime` itself."""
+
+    @property
+    def ascending(self) -> list[str]:
+        return [f"+properties.{self.name}", "+id"]
+
+    @property
+    def descending(self) -> list[str]:
+        return [f"-properties.{self.name}", "-id"]
+
+    def value_of(self, row: dict[str, Any]) -> datetime:
+        """The item's cursor value; raises `MalformedItem` when the item has none."""
+        if self.name == DATETIME_NAME:
+            return item_cursor(row)
+        value = row.get(self.name)
+        if value is None:
+            raise MalformedItem(f"properties.{self.name} is null, and its collection is loaded by `{self.name}`")
+        return value
+
+    def search_parameters(self, window: Window) -> dict[str, Any]:
+        """The search parameters that ask for `window`'s items; those of a field other than `datetime` also ask
+        for its order (`datetime` is the API layer's default order where the API sorts)."""
+        if self.name == DATETIME_NAME:
+            return {"datetime": window.as_search_datetime()}
+        acquired = {"datetime": f"{rfc3339(self.since)}/.."} if self.since else {}
+        return {"filter": self._filter(window), "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
+
+    def _filter(self, window: Window) -> dict[str, Any]:
+        field = {"property": self.name}
+        comparisons = []
+        if window.start is not None:
+            comparisons.append({"op": ">=", "args": [field, {"timestamp": rfc3339(window.start)}]})
+        if window.end is not None:
+            upper = "<" if window.end_excluded else "<="
+            comparisons.append({"op": upper, "args": [field, {"timestamp": rfc3339(window.end)}]})
+        if not comparisons:
+            return {"op": "not", "args": [_is_null(self.name)]}
+        return comparisons[0] if len(comparisons) == 1 else {"op": "and", "args": comparisons}
+
+
+DATETIME = CursorField(DATETIME_NAME)
+
+
+def _is_null(name: str) -> dict[str, Any]:
+    return {"op": "isNull", "args": [{"property": name}]}
+
+
+def saved_field(name: str | None, since: datetime | None) -> CursorField:
+    """The field a checkpoint names (none: `datetime`, which checkpoints from before the choice name no field)."""
+    return DATETIME if name in (None, DATETIME_NAME) else CursorField(str(name), since)
+
+
+def api_filters_on_updated(api: StacApi) -> bool:
+    """Whether the API can filter and sort items on `updated` as a timestamp: Filter and Sort, and `updated`
+    a date-time queryable (pgstac, for one, compares a property it does not list as text)."""
+    if not (api.conforms_to(ConformanceClasses.FILTER) and api.conforms_to(ConformanceClasses.SORT)):
+        return False
+    definition = api.queryable_properties().get(UPDATED_NAME) or {}
+    return definition.get("format") == "date-time"
+
+
+def chosen_fields(
+    api: StacApi, collections: list[str], since: datetime | None, concurrency: int
+) -> dict[str, CursorField]:
+    """The field of each collection loaded for the first time: `updated` where the API filters on it and no item
+    of the collection lacks `updated`; else `datetime`. One `limit=1` probe per collection, `concurrency` at once.
+
+    An empty collection gets `updated` too, but keeps no checkpoint until something loads: the choice is made
+    again at its next run.
+    """
+    if not collections or not api_filters_on_updated(api):
+        return dict.fromkeys(collections, DATETIME)
+    probes = [_lacks_updated(api, collection) for collection in collections]
+    lacking = dict(read_concurrently(probes, concurrency))
+    return {
+        collection: DATETIME if lacking[index] else CursorField(UPDATED_NAME, since)
+        for index, collection in enumerate(collections)
+    }
+
+
+def _lacks_updated(api: StacApi, collection: str) -> Iterator[bool]:
+    """Yields once whether an item of the collection has no `updated`."""
+    yield bool(api.first_page(api.search(collections=[collection], filter=_is_null(UPDATED_NAME), limit=1)).entries)

@@ -1,0 +1,157 @@
+"""Collections whose items carry `updated` load by it, where the API can filter on it: an edit that keeps an item's
+`datetime`, and a late arrival acquired long before the cursor, reach the tables with the next ordinary run, and
+a run with nothing new reads a page, not every item that shares the cursor's datetime. Other collections load by
+`datetime`, as before."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+
+from dlt_stac import stac
+from stack import CatalogFolder, PgstacServer, RustacServer
+from stack.fault_proxy import FaultProxy, Faults
+from tests.stac_helpers import (
+    add_items,
+    create_collection,
+    items_state,
+    loaded_ids,
+    query,
+    replace_item,
+    rows_loaded,
+    with_updated,
+)
+
+
+def collection_of(server: PgstacServer, catalog: CatalogFolder, template: str, items: list[dict[str, Any]]) -> str:
+    collection_id = f"{template}-updated-{uuid.uuid4().hex[:8]}"
+    create_collection(server.url, catalog.files_of(template).collection(), collection_id)
+    add_items(server.url, collection_id, items)
+    return collection_id
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_an_edit_that_keeps_the_datetime_is_loaded_by_the_next_run(
+    destination: str, pgstac_server: PgstacServer, sample_catalog: CatalogFolder, request: pytest.FixtureRequest
+) -> None:
+    pipeline: dlt.Pipeline = request.getfixturevalue(f"{destination}_pipeline")
+    items = with_updated(list(sample_catalog.files_of("naip").items())[:40])
+    collection_id = collection_of(pgstac_server, sample_catalog, "naip", items)
+
+    pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=9))
+    assert rows_loaded(pipeline) == 40
+    assert items_state(pipeline)[collection_id] == {
+        "value": "2024-03-01T00:39:00Z",
+        "ids": [items[-1]["id"]],
+        "field": "updated",
+    }
+
+    edited = copy.deepcopy([items[3], items[17], items[28]])
+    for number, item in enumerate(edited):
+        item["properties"].update(gsd=99.0, updated=f"2025-06-01T00:00:0{number}Z")
+        item["assets"]["image"]["href"] = f"https://example.org/reprocessed/{item['id']}.tif"
+        replace_item(pgstac_server.url, collection_id, item)
+
+    pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=9))
+
+    assert rows_loaded(pipeline) == 3
+    assert query(pipeline, "SELECT COUNT(*) FROM {items}") == [(40,)]
+    assert loaded_ids(pipeline) == {collection_id: {item["id"] for item in items}}
+    changed = query(pipeline, "SELECT id, gsd, assets -> 'image' ->> 'href' FROM {items} WHERE gsd = 99 ORDER BY id")
+    assert changed == sorted((item["id"], 99.0, item["assets"]["image"]["href"]) for item in edited)
+    assert items_state(pipeline)[collection_id]["value"] == "2025-06-01T00:00:02Z"
+    pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], page_size=9))
+    assert rows_loaded(pipeline) == 0
+
+
+def test_a_late_arrival_with_a_new_updated_is_loaded_whatever_its_datetime(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = list(sample_catalog.files_of("naip").items())
+    items = with_updated(naip[:20])
+    collection_id = collection_of(pgstac_server, sample_catalog, "naip", items)
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id]))
+    assert rows_loaded(duckdb_pipeline) == 20
+
+    late, stale = copy.deepcopy(naip[20:22])
+    late["id"], stale["id"] = "acquired-2010-ingested-now", "acquired-2010-updated-long-ago"
+    late["properties"].update(datetime="2010-05-01T00:00:00Z", updated="2025-01-01T00:00:00Z")
+    stale["properties"].update(datetime="2010-05-02T00:00:00Z", updated="2023-01-01T00:00:00Z")
+    add_items(pgstac_server.url, collection_id, [late, stale])
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id]))
+
+    assert rows_loaded(duckdb_pipeline) == 1
+    assert loaded_ids(duckdb_pipeline) == {collection_id: {item["id"] for item in items} | {late["id"]}}
+
+
+def test_a_run_with_nothing_new_reads_one_page_where_all_items_share_one_datetime(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    joplin = list(sample_catalog.files_of("joplin").items())  # 30 items, one datetime
+    collection_id = collection_of(pgstac_server, sample_catalog, "joplin", with_updated(joplin))
+    faults = Faults()
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        for collection in (collection_id, "joplin"):
+            duckdb_pipeline.run(stac(url=proxy.url, collections=[collection], page_size=7))
+            assert rows_loaded(duckdb_pipeline) == 30
+        searches = {}
+        for collection in (collection_id, "joplin"):
+            faults.requests.clear()
+            duckdb_pipeline.run(stac(url=proxy.url, collections=[collection], page_size=7))
+            assert rows_loaded(duckdb_pipeline) == 0
+            searches[collection] = sum(1 for method, path in faults.requests if (method, path) == ("POST", "/search"))
+
+    assert items_state(duckdb_pipeline)[collection_id]["field"] == "updated"
+    assert "field" not in items_state(duckdb_pipeline)["joplin"]
+    # by `updated`: one probe finds the one item at the cursor, one page; by `datetime`: two probes find the 30
+    # items at the cursor's datetime (one span, no cut), and all their pages are read again
+    assert searches == {collection_id: 1 + 1, "joplin": 2 + math.ceil(30 / 7)}
+
+
+def test_collections_without_updated_on_every_item_load_by_datetime(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = list(sample_catalog.files_of("naip").items())[:10]
+    partly = with_updated(naip[:6]) + naip[6:]
+    collection_id = collection_of(pgstac_server, sample_catalog, "naip", partly)
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id, "joplin"]))
+
+    assert rows_loaded(duckdb_pipeline) == 40
+    assert {key: "field" in checkpoint for key, checkpoint in items_state(duckdb_pipeline).items()} == {
+        collection_id: False,
+        "joplin": False,
+    }
+
+
+def test_an_api_that_cannot_filter_on_updated_loads_by_datetime(
+    tmp_path: Path, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    folder = tmp_path / "catalog"
+    (folder / "naip").mkdir(parents=True)
+    (folder / "naip" / "collection.json").write_text(sample_catalog.files_of("naip").collection_json.read_text())
+    items = with_updated(list(sample_catalog.files_of("naip").items())[:12])
+    (folder / "naip" / "items.ndjson").write_text("".join(json_line(item) for item in items))
+    server = RustacServer(tmp_path / "rustac", CatalogFolder(folder))
+    (tmp_path / "rustac").mkdir()
+    server.start()
+    try:
+        duckdb_pipeline.run(stac(url=server.url, collections=["naip"]))
+    finally:
+        server.stop()
+
+    assert rows_loaded(duckdb_pipeline) == 12
+    assert items_state(duckdb_pipeline)["naip"]["value"] == max(item["properties"]["datetime"] for item in items)
+    assert "field" not in items_state(duckdb_pipeline)["naip"]
+
+
+def json_line(item: dict[str, Any]) -> str:
+    return json.dumps(item) + "\n"
