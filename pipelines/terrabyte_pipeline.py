@@ -88,6 +88,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--destination", default="duckdb", help="any dlt destination name (default: duckdb)")
     parser.add_argument("--dataset", default=DATASET_NAME, help=f"dataset (schema) name (default: {DATASET_NAME})")
     parser.add_argument("--full-refresh", action="store_true", help="drop this source's tables and state first")
+    parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        default=None,
+        help="also load what the tables lack, reload what changed and delete what the API no longer has"
+        " (reads every item once; default: [sources.stac] reconcile)",
+    )
     return parser.parse_args(argv)
 
 
@@ -100,6 +107,7 @@ def source_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "since": args.since,
         "until": args.until,
         "package_size": args.package_size,
+        "reconcile": args.reconcile,
     }
     return {key: value for key, value in given.items() if value is not None}
 
@@ -149,8 +157,25 @@ def print_summary(pipeline: dlt.Pipeline, report: RunReport) -> None:
             print(f"{collection:<32} {count:>8}  {first} .. {last}")
     if rows.get("rejected_items"):
         print(f"\n{rows['rejected_items']} malformed items were set aside in the `rejected_items` table.")
+    if report.reconciled is not None:
+        print(f"\n{reconcile_summary(report)}")
     if by_datetime := sorted(key for key, field in report.cursor_fields.items() if field == "datetime"):
         print(f"\n{datetime_cursor_note(by_datetime, len(report.cursor_fields))}")
+
+
+def reconcile_summary(report: RunReport) -> str:
+    """What the reconcile changed, per collection."""
+    counts = report.reconciled or {}
+    if not counts and not report.collections_removed:
+        return "Reconciled: the tables held what the API serves."
+    lines = ["Reconciled with the API:"]
+    lines += [
+        f"{collection:<32} {kinds['added']:>8} added {kinds['changed']:>8} changed {kinds['removed']:>8} removed"
+        for collection, kinds in sorted(counts.items())
+    ]
+    if report.collections_removed:
+        lines.append(f"Collections removed with their items: {', '.join(report.collections_removed)}")
+    return "\n".join(lines)
 
 
 def datetime_cursor_note(collections: list[str], total: int) -> str:

@@ -94,3 +94,13 @@ def with_updated(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for minute, item in enumerate(copies):
         item["properties"]["updated"] = f"2024-03-01T{minute // 60:02d}:{minute % 60:02d}:00Z"
     return copies
+
+
+def delete_item(api_url: str, collection_id: str, item_id: str) -> None:
+    response = requests.delete(f"{api_url}/collections/{collection_id}/items/{item_id}", timeout=30)
+    assert response.status_code in (200, 204), response.text
+
+
+def delete_collection(api_url: str, collection_id: str) -> None:
+    response = requests.delete(f"{api_url}/collections/{collection_id}", timeout=30)
+    assert response.status_code in (200, 204), response.text

@@ -9,6 +9,7 @@ three at a time, each with its own working folder and dataset.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -21,10 +22,19 @@ from typing import Any
 
 import dlt
 import pytest
+from pystac_client import Client
 
-from dlt_stac.rows import item_cursor, item_row
+from dlt_stac.rows import content_hash, item_cursor, item_row
 from stack import CatalogFolder, PgstacServer
-from tests.stac_helpers import add_items, create_collection, loaded_ids, query, with_updated
+from tests.stac_helpers import (
+    add_items,
+    create_collection,
+    delete_item,
+    loaded_ids,
+    query,
+    replace_item,
+    with_updated,
+)
 from tests.test_main_pipeline import PIPELINE, PROJECT_ROOT
 
 KILL_AT = Path(__file__).with_name("kill_at.py")
@@ -64,6 +74,8 @@ class Served:
 
     ids: dict[str, set[str]]
     cursors: dict[str, dict[str, Any]]
+    contents: dict[tuple[str, str], str] | None = None
+    """Each item's content hash as the API serves it, where the scenario checks contents too."""
 
     @property
     def rows(self) -> int:
@@ -79,6 +91,7 @@ class Outcome:
     ids_exact: bool
     cursors_exact: bool
     staging_rows: int
+    contents_exact: bool = True
 
 
 def exact_outcome(served: Served) -> Outcome:
@@ -128,10 +141,16 @@ class Destination:
     """The main job's pipeline in a working folder, opened from its state on disk."""
 
 
-def killed_then_rerun(moment: str, workdir: Path, destination: Destination, served: Served) -> Outcome:
-    workdir.mkdir()
-    env = {**destination.env, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
-    arguments = ["--collections", *served.ids, *destination.arguments]
+def job_env(workdir: Path, destination: Destination) -> dict[str, str]:
+    return {**destination.env, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
+
+
+def killed_then_rerun(
+    moment: str, workdir: Path, destination: Destination, served: Served, options: tuple[str, ...] = ()
+) -> Outcome:
+    workdir.mkdir(exist_ok=True)
+    env = job_env(workdir, destination)
+    arguments = ["--collections", *served.ids, *destination.arguments, *options]
     killed = main_job(workdir, env, arguments, kill_at=moment)
     rerun = main_job(workdir, env, arguments)
     assert rerun.returncode == 0, f"{moment}: the re-run failed:\n{rerun.stdout[-2000:]}\n{rerun.stderr[-3000:]}"
@@ -145,7 +164,15 @@ def killed_then_rerun(moment: str, workdir: Path, destination: Destination, serv
         ids_exact=loaded_ids(pipeline) == served.ids,
         cursors_exact=pipeline.state["sources"]["stac"]["resources"]["items"]["cursors"] == served.cursors,
         staging_rows=staging_rows(pipeline),
+        contents_exact=served.contents is None or contents_of(pipeline) == served.contents,
     )
+
+
+def contents_of(pipeline: dlt.Pipeline) -> dict[tuple[str, str], str]:
+    return {
+        (collection, item_id): digest
+        for collection, item_id, digest in query(pipeline, "SELECT collection, id, content_hash FROM {items}")
+    }
 
 
 def staging_rows(pipeline: dlt.Pipeline) -> int:
@@ -269,3 +296,55 @@ def test_a_package_dlt_aborts_is_named_by_the_next_run_and_its_items_load_again(
         "of an earlier run could not be completed (dlt aborted it): the cursors went back to those of the last"
         " package terrabyte_stac holds, and its items load again."
     )
+
+
+def test_a_kill_during_a_reconcile_then_one_rerun_leaves_the_tables_as_the_api_serves_them(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, tmp_path: Path
+) -> None:
+    collection_id = f"naip-reconciled-{uuid.uuid4().hex[:8]}"
+    create_collection(pgstac_server.url, sample_catalog.files_of("naip").collection(), collection_id)
+    naip = list(sample_catalog.files_of("naip").items())[:700]
+    add_items(pgstac_server.url, collection_id, naip)
+    moments = [
+        "extract:write@2",  # listing its first package
+        "job:committed:_stac_listing.*@1",
+        "package:loaded@2",  # between the listing's packages
+        "job:committed:items.*.sql@1",  # applying: the merge of its batch committed, not recorded
+        "load:complete@4",  # the batch applied, the package not archived
+    ]
+    duckdb = duckdb_destination(pgstac_server.url)
+    for moment in moments:
+        (tmp_path / folder_of(moment)).mkdir()
+        loaded = main_job(
+            tmp_path / folder_of(moment),
+            job_env(tmp_path / folder_of(moment), duckdb),
+            ["--collections", collection_id],
+        )
+        assert loaded.returncode == 0, loaded.stderr
+    for item in naip[10:13]:
+        delete_item(pgstac_server.url, collection_id, item["id"])
+    for item in copy.deepcopy(naip[100:102]):
+        item["properties"]["gsd"] = 99.0
+        replace_item(pgstac_server.url, collection_id, item)
+    late = copy.deepcopy(naip[0])
+    late["id"], late["properties"]["datetime"] = "late-arrival", "2001-01-01T00:00:00Z"
+    add_items(pgstac_server.url, collection_id, [late])
+    served_now = list(Client.open(pgstac_server.url).search(collections=[collection_id], limit=200).items_as_dicts())
+    served = served_items({collection_id: served_now})
+    served = Served(
+        served.ids,
+        {collection_id: loaded_cursor(naip)},
+        {(collection_id, item["id"]): content_hash(item) for item in served_now},
+    )
+
+    def run(moment: str) -> Outcome:
+        return killed_then_rerun(moment, tmp_path / folder_of(moment), duckdb, served, ("--reconcile",))
+
+    outcomes = outcomes_of(moments, run)
+
+    assert outcomes == {moment: exact_outcome(served) for moment in moments}
+
+
+def loaded_cursor(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cursor of the first load, which a reconcile leaves where it was."""
+    return served_items({"loaded": items}).cursors["loaded"]

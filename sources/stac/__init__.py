@@ -19,6 +19,7 @@ from .api import StacApi
 from .auth import StacApiCredentials, authorizer_for
 from .extract import REJECTED_ITEMS_TABLE
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
+from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection
 from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
 from .searches import NamedSearch, checked_search
 from .settings import at_least_one, positive, window_settings
@@ -39,6 +40,7 @@ def stac(
     until: str | datetime | None = None,
     lag: float = 0.0,
     allow_external_schedulers: bool = False,
+    reconcile: bool = False,
     page_size: int = 250,
     concurrency: int = 2,
     package_size: int = 20_000,
@@ -71,6 +73,9 @@ def stac(
         until: End of the window; a run with `until` is a stateless backfill that leaves cursors alone.
         lag: Seconds re-read behind the cursor, for items that arrive late.
         allow_external_schedulers: Take the window from an external scheduler's data interval (Airflow).
+        reconcile: Also make the tables what the API serves: load the items they lack, reload the items whose
+            content changed, delete the items and collections the API no longer has (`reconcile.py`). It reads
+            every item of the selection once: run it now and then (daily, weekly), not on every run.
         page_size: Items per page asked of the server.
         concurrency: Searches paged at the same time; each collection's window is cut by datetime into
             up to this many parts. 1 pages one search after another.
@@ -96,26 +101,36 @@ def stac(
     item_reading = ReadingAcrossPackages(
         lambda state: items_reading(api, selected, state, settings, page_size, concurrency)
     )
+    selection = Selection(collections, collection_prefix, settings.since)
+    reconciler = Reconciler(api, selected, selection, settings, page_size, concurrency) if reconcile else None
     return [
         collections_resource(api, selected),
         with_rejected_items_table(items(item_reading, package)),
         *(with_rejected_items_table(search_resource(api, search, settings, package)) for search in named),
+        *([reconcile_resource(reconciler, package)] if reconciler else []),
         queryables(api),
         conformance(api),
     ]
 
 
 def with_rejected_items_table(resource: DltResource) -> DltResource:
-    """Malformed items go to `rejected_items`, merged on `rejection_id`, whatever table the resource loads.
+    """Malformed items go to `rejected_items`, merged on `rejection_id`, whatever table the resource loads."""
+    return with_merged_table(resource, REJECTED_ITEMS_TABLE, "rejection_id", REJECTED_ITEM_COLUMNS)
 
-    A table variant starts as a copy of the resource's hints, so the item columns are cleared first.
+
+def with_merged_table(
+    resource: DltResource, table_name: str, primary_key: str | tuple[str, ...], columns: Any
+) -> DltResource:
+    """The resource's items marked with `table_name` go to that table, merged on `primary_key`.
+
+    A table variant starts as a copy of the resource's hints, so their columns are cleared first.
     """
-    resource.apply_hints(table_name=REJECTED_ITEMS_TABLE, columns={}, create_table_variant=True)
+    resource.apply_hints(table_name=table_name, columns={}, create_table_variant=True)
     return resource.apply_hints(
-        table_name=REJECTED_ITEMS_TABLE,
+        table_name=table_name,
         write_disposition="merge",
-        primary_key="rejection_id",
-        columns=REJECTED_ITEM_COLUMNS,
+        primary_key=primary_key,
+        columns=columns,
         create_table_variant=True,
     )
 
@@ -164,6 +179,23 @@ def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Itera
         yield from package.next_package(limits)  # moves the cursors over the items it yields
     package.save_checkpoint(state)
     reading.saved(state)
+
+
+def reconcile_resource(reconciler: Reconciler, package: PackageLimits) -> DltResource:
+    """A reconcile's listing and the changes it applies: to `items` (merged on `(collection, id)`, where rows
+    with `_stac_deleted` delete their item), `_stac_listing`, `collections` and `rejected_items`."""
+
+    def reconcile() -> Iterator[Any]:
+        state = dlt.current.resource_state()
+        yield from reconciler.next_package(state, package)
+
+    resource = dlt.resource(
+        reconcile, name="reconcile", table_name="items", write_disposition="merge", primary_key=ITEM_KEY,
+        columns=ITEM_COLUMNS,
+    )  # fmt: skip
+    with_merged_table(resource, LISTING_TABLE, ITEM_KEY, LISTING_COLUMNS)
+    with_merged_table(resource, "collections", "id", COLLECTION_COLUMNS)
+    return with_rejected_items_table(resource)
 
 
 @dlt.resource(write_disposition="replace", selected=False)

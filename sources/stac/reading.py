@@ -59,6 +59,10 @@ class PartRead:
         self.window_filter = self.part.window_filter()
 
 
+Shape = Callable[[list[AdmittedRow], list[dict[str, Any]]], tuple[list[Any], int]]
+"""What a reading yields for a page: its admitted rows and its malformed items as dlt items, and their size."""
+
+
 @dataclass(frozen=True)
 class PackageLimits:
     """When a resource's load package is full: at `items` rows, or at `megabytes` of Arrow data (large items such
@@ -80,6 +84,7 @@ class Reading:
         backfill: Window | None,
         concurrency: int,
         max_items: int | None = None,
+        shape: Shape | None = None,
     ) -> None:
         self.reads = reads
         self.cursors = cursors
@@ -91,6 +96,9 @@ class Reading:
         self.max_items = max_items
         self.taken = 0
         self.tables = ItemTables()
+        self.shape: Shape = shape or (lambda admitted, rejected: dlt_items(admitted, rejected, self.tables))
+        """The page's rows as dlt items: by default each page's new items as an Arrow table for the resource's
+        table, its malformed items to `rejected_items`."""
         self._pages = read_concurrently([api.search_pages(read.search) for read in reads], concurrency)
 
     @property
@@ -98,8 +106,8 @@ class Reading:
         return all(read.finished for read in self.reads)
 
     def next_package(self, limits: PackageLimits) -> Iterator[Any]:
-        """Yields the items of the next load package, a page at a time, until it is full (`limits`) or every part
-        is read: each page's new items as an Arrow table, its malformed items to `rejected_items`.
+        """Yields the items of the next load package, a page at a time (as `shape` makes them), until it is full
+        (`limits`) or every part is read.
 
         The cursors and the sorted parts' `read_to` move here, over exactly the items yielded.
         """
@@ -110,7 +118,7 @@ class Reading:
             admitted = self._within_max_items(admitted)
             for row, value in admitted:
                 self._record(read, row["id"], value)
-            items, nbytes = dlt_items(admitted, rejected, self.tables)
+            items, nbytes = self.shape(admitted, rejected)
             yield from items
             read.finished = page.last
             rows, size = rows + len(admitted) + len(rejected), size + nbytes
@@ -247,6 +255,7 @@ def items_reading(
     settings: WindowSettings,
     page_size: int,
     concurrency: int,
+    shape: Shape | None = None,
 ) -> Reading:
     """The reading of the `items` resource: per collection, the parts an interrupted run left, then its new
     window cut into parts by the probes, over the collection's cursor field (chosen at its first load)."""
@@ -273,7 +282,7 @@ def items_reading(
             )
             for part in parts
         ]
-    return Reading(api, reads, cursors, fields, backfill, concurrency)
+    return Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape)
 
 
 def _cursor_fields(

@@ -3,7 +3,10 @@
 Items follow the stac-geoparquet layout: `id`, `collection`, `geometry` and `bbox` first, then the other
 top-level keys (`assets`, `links`, `type`, `stac_version`, `stac_extensions`), then every key of `properties`
 lifted to a column of its own. Nested values stay JSON columns (the source sets `max_table_nesting=0`), so the
-tables do not depend on the data: no child table is ever named after an asset key.
+tables do not depend on the data: no child table is ever named after an asset key. Last comes `content_hash`, a
+digest of the item as the API served it (its `links` aside, which servers write for each request), by which a
+reconcile run tells an edited item from an unchanged one; and `_stac_deleted`, which only the rows that tell
+dlt's merge to delete an item (or a collection) set.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from .errors import MalformedItem
 ITEM_KEYS = ("id", "collection", "geometry", "bbox", "assets", "links", "type", "stac_version", "stac_extensions")
 """The item's top-level keys, in the order of the table's first columns."""
 TIMESTAMP_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "created", "updated")
+CONTENT_HASH = "content_hash"
+DELETED = "_stac_deleted"
+"""Set on a row that deletes its item or collection from the table (dlt's `hard_delete` hint)."""
 
 
 def json_column() -> TColumnSchema:
@@ -31,12 +37,18 @@ def timestamp_column() -> TColumnSchema:
     return {"data_type": "timestamp", "timezone": True}
 
 
+def deleted_column() -> TColumnSchema:
+    return {"data_type": "bool", "hard_delete": True}
+
+
 ITEM_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
     "collection": {"data_type": "text", "nullable": False},
     **{name: json_column() for name in ("geometry", "bbox", "assets", "links")},
     "stac_extensions": json_column(),
     **{name: timestamp_column() for name in TIMESTAMP_PROPERTIES},
+    CONTENT_HASH: {"data_type": "text"},
+    DELETED: deleted_column(),
 }
 COLLECTION_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
@@ -46,6 +58,7 @@ COLLECTION_COLUMNS: TTableSchemaColumns = {
         name: json_column()
         for name in ("keywords", "providers", "extent", "summaries", "item_assets", "links", "stac_extensions")
     },
+    DELETED: deleted_column(),
 }
 REJECTED_ITEM_COLUMNS: TTableSchemaColumns = {
     "rejection_id": {"data_type": "text", "nullable": False},
@@ -98,7 +111,15 @@ def item_row(item: Any) -> dict[str, Any]:
         row[name] = _timestamp_property(properties, name)
     if row["datetime"] is None and row["start_datetime"] is None:
         raise MalformedItem("properties.datetime is null and there is no properties.start_datetime")
+    row[CONTENT_HASH] = content_hash(item)
     return row
+
+
+def content_hash(item: dict[str, Any]) -> str:
+    """A digest of the item's content: its JSON as the API wrote it (keys in the API's order), `links` left out.
+    Not for security: a reconcile compares it with the digest of the item's last load."""
+    content = {key: value for key, value in item.items() if key != "links"}
+    return hashlib.md5(orjson.dumps(content), usedforsecurity=False).hexdigest()
 
 
 def item_cursor(row: dict[str, Any]) -> datetime:

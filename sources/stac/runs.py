@@ -24,6 +24,7 @@ replay fails and dlt aborts the package.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ from dlt.extract import DltSource
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from .checkpoints import cursor_field_names, has_unread_parts
+from .reconcile import is_reconciling
 
 __all__ = ["PackageRows", "ResumedPackage", "RunReport", "run_in_packages"]
 
@@ -65,6 +67,10 @@ class RunReport:
     """The packages this run extracted and loaded."""
     cursor_fields: dict[str, str] = field(default_factory=dict)
     """What the cursor of each collection of `items` follows after the run: `datetime` or `updated`."""
+    reconciled: dict[str, dict[str, int]] | None = None
+    """After a reconcile: the items added, changed and removed per collection (`reconcile.py`)."""
+    collections_removed: list[str] = field(default_factory=list)
+    """After a reconcile: the collections gone from the API, removed with their items."""
 
     def rows(self) -> dict[str, int]:
         """Rows loaded per table by the packages this run extracted."""
@@ -94,14 +100,24 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
         packages = rows_of_last_run(pipeline)
         indexed |= index_merge_keys(pipeline, already=indexed)
         report.packages += packages
-        unread = [name for name in source.selected_resources if has_unread_parts(source.resources[name].state)]
+        unread = [name for name in source.selected_resources if has_more_to_load(source.resources[name].state)]
         if not unread:
             if "items" in source.selected_resources:
                 report.cursor_fields = cursor_field_names(source.resources["items"].state)
+            if "reconcile" in source.selected_resources:
+                reconcile = source.resources["reconcile"].state
+                report.reconciled = dict(reconcile.get("counts", {}))
+                report.collections_removed = list(reconcile.get("collections_removed", []))
             return report
         if not any(_data_rows(package) for package in packages):
             raise RuntimeError(f"A load package of {', '.join(unread)} read nothing, yet parts are left to read")
         selected = source.with_resources(*unread)
+
+
+def has_more_to_load(state: Mapping[str, Any]) -> bool:
+    """Whether a resource's state says that its next package has more to load: parts of a window left to read,
+    or a reconcile with a stage left."""
+    return has_unread_parts(state) or is_reconciling(state)
 
 
 def completed_pending_packages(pipeline: dlt.Pipeline) -> list[ResumedPackage]:
