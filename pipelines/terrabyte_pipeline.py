@@ -184,7 +184,8 @@ def datetime_cursor_note(collections: list[str], total: int) -> str:
     named = f" ({', '.join(collections[:5])}{', ...' if len(collections) > 5 else ''})"
     return (
         f"{which} by `datetime`{named}: their items carry no `updated`, or the API cannot filter on it, so an "
-        "incremental run does not see an edit, nor an item added with a datetime before the collection's cursor."
+        "incremental run does not see an edit, nor an item added with a datetime before the collection's cursor: "
+        "a --reconcile run loads them."
     )
 
 

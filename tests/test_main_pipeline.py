@@ -40,7 +40,7 @@ def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServe
     assert first.stdout.splitlines()[-1] == (
         "All collections load by `datetime` (3dep-lidar-dsm, joplin, naip): their items carry no `updated`, or the "
         "API cannot filter on it, so an incremental run does not see an edit, nor an item added with a datetime "
-        "before the collection's cursor."
+        "before the collection's cursor: a --reconcile run loads them."
     )
 
     second = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin,3dep-lidar-dsm")
