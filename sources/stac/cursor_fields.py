@@ -63,20 +63,37 @@ class CursorField:
         acquired = {"datetime": f"{rfc3339(self.since)}/.."} if self.since else {}
         return {"filter": self._filter(window), "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
 
+    def window_condition(self, window: Window) -> dict[str, Any]:
+        """A CQL2 JSON condition that every item of `window` meets, for a search of several collections at once.
+        For `datetime` it is the overlap that STAC's `datetime` parameter asks for: an instant inside the window,
+        or a range (`start_datetime`..`end_datetime`) that reaches into it."""
+        if self.name != DATETIME_NAME:
+            return self._filter(window)
+        instant = _within("datetime", "datetime", window, end_excluded=False)
+        return {"op": "or", "args": [instant, _within("end_datetime", "start_datetime", window, end_excluded=False)]}
+
     def _filter(self, window: Window) -> dict[str, Any]:
-        field = {"property": self.name}
-        comparisons = []
-        if window.start is not None:
-            comparisons.append({"op": ">=", "args": [field, {"timestamp": rfc3339(window.start)}]})
-        if window.end is not None:
-            upper = "<" if window.end_excluded else "<="
-            comparisons.append({"op": upper, "args": [field, {"timestamp": rfc3339(window.end)}]})
-        if not comparisons:
-            return {"op": "not", "args": [_is_null(self.name)]}
-        return comparisons[0] if len(comparisons) == 1 else {"op": "and", "args": comparisons}
+        return _within(self.name, self.name, window, window.end_excluded)
 
 
 DATETIME = CursorField(DATETIME_NAME)
+
+
+def _within(at_or_after_start: str, at_or_before_end: str, window: Window, end_excluded: bool) -> dict[str, Any]:
+    """`at_or_after_start >= window.start AND at_or_before_end <= window.end` (or `<` where the end is excluded), the
+    open ends left out; with both open, that `at_or_after_start` is set."""
+    comparisons = []
+    if window.start is not None:
+        comparisons.append(_compare(">=", at_or_after_start, window.start))
+    if window.end is not None:
+        comparisons.append(_compare("<" if end_excluded else "<=", at_or_before_end, window.end))
+    if not comparisons:
+        return {"op": "not", "args": [_is_null(at_or_after_start)]}
+    return comparisons[0] if len(comparisons) == 1 else {"op": "and", "args": comparisons}
+
+
+def _compare(op: str, name: str, value: datetime) -> dict[str, Any]:
+    return {"op": op, "args": [{"property": name}, {"timestamp": rfc3339(value)}]}
 
 
 def _is_null(name: str) -> dict[str, Any]:

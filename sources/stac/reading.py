@@ -34,9 +34,9 @@ from .cursor_fields import DATETIME, DATETIME_NAME, CursorField, chosen_fields, 
 from .extract import AdmittedRow, dlt_items, page_rows
 from .paging import read_concurrently
 from .searches import NamedSearch
-from .streams import collection_search, cut_windows
+from .streams import collection_search, cut_windows, windows_with_items
 from .tables import ItemTables
-from .windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
+from .windows import Cursor, Window, WindowFilter, WindowSettings, loaded_at_start, plan_window
 
 
 @dataclass
@@ -209,9 +209,8 @@ class ReadingAcrossPackages:
 
 def _started_at_cursor(window: Window, cursor: Cursor) -> Part:
     """A part of a new window; one that starts at the cursor has read the items at exactly it already."""
-    if cursor.value is not None and window.start == cursor.value:
-        return Part(window, Cursor(cursor.value, set(cursor.ids)))
-    return Part(window)
+    loaded = loaded_at_start(window, cursor)
+    return Part(window, Cursor(cursor.value, loaded)) if loaded else Part(window)
 
 
 def _planned_parts(
@@ -263,7 +262,9 @@ def items_reading(
     fields = _cursor_fields(api, checkpoints, settings, concurrency)
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
     planned = [(collection, fields[collection], window) for collection, window in windows.items()]
-    cuts = dict(zip(windows, cut_windows(api, planned, page_size, concurrency), strict=True))
+    planned = windows_with_items(api, planned, cursors, page_size)
+    cut = cut_windows(api, planned, page_size, concurrency)
+    cuts = dict(zip([collection for collection, _, _ in planned], cut, strict=True))
     sorted_ = api.conforms_to(ConformanceClasses.SORT)
     reads = []
     for collection in collections:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from pystac_client import ItemSearch
 from pystac_client.conformance import ConformanceClasses
@@ -23,7 +24,7 @@ from .cursor_fields import CursorField
 from .errors import MalformedItem
 from .paging import Page, read_concurrently
 from .rows import item_row
-from .windows import Window
+from .windows import Cursor, Window, loaded_at_start
 
 
 def collection_search(
@@ -34,6 +35,64 @@ def collection_search(
     if descending:
         parameters["sortby"] = field.descending
     return api.search(collections=[collection], limit=limit, **parameters)
+
+
+COLLECTIONS_PER_SEARCH = 100
+
+
+def windows_with_items(
+    api: StacApi, windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor], page_size: int
+) -> list[tuple[str, CursorField, Window]]:
+    """The windows that hold at least one item not loaded yet, found with a search per hundred collections (each
+    collection's window as a CQL2 condition, less the items at its start that were loaded before, OR-ed) instead
+    of a probe per collection, so that a run over many collections costs what changed. Without the Filter
+    extension, or for one window, all of them.
+
+    A search that fills its page may hide collections behind the first ones: it is asked again without the
+    collections it found, until a page comes back with no page after it.
+    """
+    if len(windows) < 2 or not api.conforms_to(ConformanceClasses.FILTER):
+        return windows
+    found: set[str] = set()
+    for start in range(0, len(windows), COLLECTIONS_PER_SEARCH):
+        pending = windows[start : start + COLLECTIONS_PER_SEARCH]
+        while pending:
+            page = api.first_page(_search_of_several(api, pending, cursors, page_size))
+            seen = {str(item.get("collection")) for item in page.entries if isinstance(item, dict)}
+            found |= seen
+            if page.last or not seen & {collection for collection, _, _ in pending}:
+                break
+            pending = [window for window in pending if window[0] not in seen]
+    return [window for window in windows if window[0] in found]
+
+
+def _search_of_several(
+    api: StacApi, windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor], limit: int
+) -> ItemSearch:
+    conditions = [
+        _not_loaded_in(collection, field.window_condition(window), loaded_at_start(window, cursors[collection]))
+        for collection, field, window in windows
+    ]
+    fields = {"fields": ["id", "collection"]} if api.conforms_to(ConformanceClasses.FIELDS) else {}
+    return api.search(
+        collections=[collection for collection, _, _ in windows],
+        filter={"op": "or", "args": conditions},
+        limit=limit,
+        **fields,
+    )
+
+
+EXCLUDED_IDS_AT_MOST = 100
+"""Ids loaded at a window's start that a condition leaves out one by one; a window with more keeps them in."""
+
+
+def _not_loaded_in(collection: str, window: dict[str, Any], loaded: set[str]) -> dict[str, Any]:
+    """The condition that an item is one of `collection`'s in its window, and not among the `loaded` ones."""
+    conditions = [{"op": "=", "args": [{"property": "collection"}, collection]}, window]
+    if loaded and len(loaded) <= EXCLUDED_IDS_AT_MOST:
+        same_ids = [{"op": "=", "args": [{"property": "id"}, item_id]} for item_id in sorted(loaded)]
+        conditions.append({"op": "not", "args": [{"op": "or", "args": same_ids} if len(same_ids) > 1 else same_ids[0]]})
+    return {"op": "and", "args": conditions}
 
 
 def cut_windows(

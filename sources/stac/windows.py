@@ -91,6 +91,12 @@ class Cursor:
             self.ids.add(item_id)
 
 
+def loaded_at_start(window: Window, cursor: Cursor) -> set[str]:
+    """The ids of the items at exactly the window's start that were loaded before: those at the cursor, where
+    the window starts there."""
+    return set(cursor.ids) if cursor.value is not None and window.start == cursor.value else set()
+
+
 @dataclass(frozen=True)
 class WindowSettings:
     since: datetime | None
