@@ -147,3 +147,48 @@ def test_the_main_job_reconciles_on_request_and_says_what_changed(
     )
     assert again.returncode == 0, again.stderr
     assert "Reconciled: the tables held what the API serves." in again.stdout.splitlines()
+
+
+def test_a_reconcile_that_goes_on_later_keeps_what_arrived_after_its_listing(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = list(sample_catalog.files_of("naip").items())
+    prefix = new_collections(pgstac_server, sample_catalog, {"naip": naip[:20]})
+    collection_id = prefix + "naip"
+    options: dict[str, Any] = {"url": pgstac_server.url, "collections": [collection_id]}
+    run_in_packages(duckdb_pipeline, stac(**options, reconcile=True))
+    arrived = copy.deepcopy(naip[20:23])
+    for number, item in enumerate(arrived):
+        item["properties"]["datetime"] = f"2025-0{number + 1}-01T00:00:00Z"
+    add_items(pgstac_server.url, collection_id, arrived)
+    run_in_packages(duckdb_pipeline, stac(**options))
+    assert rows_loaded(duckdb_pipeline) == 3
+    with duckdb_pipeline.managed_state() as state:  # as if that reconcile had been cut off while applying
+        state["sources"]["stac"]["resources"]["reconcile"]["stage"] = "applying"
+
+    for _ in range(2):  # one package at a time: the batch that asks for the unlisted items, then none left
+        duckdb_pipeline.run(stac(**options, reconcile=True))
+
+    assert loaded_ids(duckdb_pipeline) == {collection_id: {item["id"] for item in naip[:20] + arrived}}
+    assert duckdb_pipeline.state["sources"]["stac"]["resources"]["reconcile"]["stage"] == "done"
+
+
+def test_a_reconcile_deletes_nothing_outside_its_selection(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = list(sample_catalog.files_of("naip").items())
+    future = copy.deepcopy(naip[30])
+    future["id"], future["properties"]["datetime"] = "planned-acquisition", "2099-01-01T00:00:00Z"
+    first = new_collections(pgstac_server, sample_catalog, {"naip": naip[:10] + [future]}) + "naip"
+    second = new_collections(pgstac_server, sample_catalog, {"naip": naip[10:20]}) + "naip"
+    both: dict[str, Any] = {"url": pgstac_server.url, "collections": [first, second]}
+    run_in_packages(duckdb_pipeline, stac(**both, until="2100-01-01T00:00:00Z"))
+    assert rows_loaded(duckdb_pipeline) == 21
+
+    report = run_in_packages(duckdb_pipeline, stac(**both, collection_prefix=first[:8], reconcile=True))
+
+    assert report.reconciled == {} and report.collections_removed == []
+    assert loaded_ids(duckdb_pipeline) == {
+        first: {item["id"] for item in naip[:10]} | {future["id"]},
+        second: {item["id"] for item in naip[10:20]},
+    }

@@ -11,6 +11,7 @@ from collections.abc import Generator
 from functools import cached_property
 from typing import Any
 
+from dlt.common import logger
 from pystac import Link
 from pystac_client import Client, ItemSearch
 from pystac_client.conformance import ConformanceClasses
@@ -19,11 +20,10 @@ from pystac_client.exceptions import APIError
 from pystac_client.mixins import QUERYABLES_REL
 from pystac_client.stac_api_io import StacApiIO
 
-from .errors import BadPage, MissingConformance, NotAStacApi, StacApiUnreachable, UnknownCollections
+from .errors import MissingConformance, NotAStacApi, StacApiUnreachable, StacSourceError, UnknownCollections
 from .paging import Page, iter_pages
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
-NO_SUCH_DOCUMENT = (404, 405, 501)
 
 
 def declares(conforms_to: list[str], conformance: ConformanceClasses) -> bool:
@@ -121,16 +121,17 @@ class StacApi:
         return self._queryables
 
     def queryable_properties(self) -> dict[str, Any]:
-        """The JSON schema of each property the API can filter on; none where it has no queryables document."""
+        """The JSON schema of each property the API can filter on; none where it has no readable queryables
+        document (the run then goes on without them: nothing but the choice of cursor depends on them)."""
         if not self.conforms_to(ConformanceClasses.FILTER):
             return {}
         try:
-            return dict(self._queryables.get("properties") or {})
-        except APIError as error:
-            status = getattr(error, "status_code", None)
-            if status in NO_SUCH_DOCUMENT:
-                return {}
-            raise BadPage(self.queryables_url, f"the server answered {status}: {str(error)[:300]}") from None
+            properties = self._queryables.get("properties") or {}
+        except (APIError, StacSourceError, ValueError, TypeError, AttributeError) as error:
+            logger.warning(f"The queryables of {self.queryables_url} cannot be read ({type(error).__name__}): "
+                           "every collection loads by `datetime`")  # fmt: skip
+            return {}
+        return dict(properties) if isinstance(properties, dict) else {}
 
     @cached_property
     def _queryables(self) -> dict[str, Any]:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dlt.common import logger
 from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
-from .errors import MalformedItem
+from .errors import MalformedItem, StacSourceError
 from .paging import read_concurrently
 from .rows import item_cursor
 from .windows import Window, rfc3339
@@ -134,5 +135,12 @@ def chosen_fields(
 
 
 def _lacks_updated(api: StacApi, collection: str) -> Iterator[bool]:
-    """Yields once whether an item of the collection has no `updated`."""
-    yield bool(api.first_page(api.search(collections=[collection], filter=_is_null(UPDATED_NAME), limit=1)).entries)
+    """Yields once whether an item of the collection has no `updated`, or the API could not tell."""
+    try:
+        page = api.first_page(api.search(collections=[collection], filter=_is_null(UPDATED_NAME), limit=1))
+    except StacSourceError as error:
+        logger.warning(f"{collection} loads by `datetime`: the API could not tell which of its items lack `updated` "
+                       f"({error})")  # fmt: skip
+        yield True
+        return
+    yield bool(page.entries)

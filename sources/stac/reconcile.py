@@ -2,26 +2,31 @@
 cursor), reloads the items whose content changed (even without a new `updated`), and deletes the items and
 collections that the API no longer has.
 
-A reconcile goes in two stages, each over as many load packages as it needs, and keeps where it stands in the
-`reconcile` resource's state, which dlt commits with every package as it does the readings' checkpoints:
+A reconcile goes in two stages, each over as many load packages (and runs) as it needs, and keeps where it stands
+in the `reconcile` resource's state, which dlt commits with every package as it does the readings' checkpoints:
 
-1. **listing**: every item of the selected collections from `since` to the run's upper bound is read, as a
-   backfill is, and its id and content hash go into the `_stac_listing` table with the reconcile's id;
+1. **listing**: every item of the selected collections from `since` to the reconcile's upper bound is read, as
+   a backfill is, and its id and content hash go into the `_stac_listing` table with the reconcile's id. Its
+   window is fixed when the reconcile starts and kept in the state, so that a later run goes on with it;
 2. **applying**: once the listing and the run's ordinary `items` reading are loaded, the destination tells what
-   differs. Listed items that `items` lacks, or holds with another content hash, are read again by id and merged;
-   items of the selection (the selected collections, and those the API no longer has) that the listing lacks are
-   deleted through dlt's merge (`_stac_deleted`, a `hard_delete` column), and so are the collections gone from
-   the API. Each package applies one batch; the next asks the destination again, so that an interrupted
-   reconcile goes on from what was committed.
+   differs. Listed items that `items` lacks, or holds with another content hash, are read again by id and merged.
+   Items of the selection that the listing lacks are asked for by id too, and only those the API does not serve
+   are deleted, through dlt's merge (`_stac_deleted`, a `hard_delete` column): an item that arrived after the
+   listing, or that a listing cut short missed, stays. Collections the API no longer shows are deleted with
+   their items. Each package applies a batch; the next asks the destination again, so an interrupted reconcile
+   goes on from what was committed.
+
+A reconcile belongs to its selection (collections, prefix, `since`): a run that asks for another one starts a
+new reconcile instead of going on with the old one.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Generator, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
@@ -33,12 +38,12 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from .api import StacApi
 from .checkpoints import has_unread_parts
 from .cursor_fields import DATETIME
-from .errors import MalformedItem, StacSourceError
-from .extract import REJECTED_ITEMS_TABLE, AdmittedRow, dlt_items
+from .errors import StacSourceError
+from .extract import REJECTED_ITEMS_TABLE, AdmittedRow, dlt_items, page_rows
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading
-from .rows import CONTENT_HASH, DELETED, item_row, rejected_item_row
+from .rows import CONTENT_HASH, DELETED
 from .tables import ItemTables
-from .windows import WindowSettings, rfc3339
+from .windows import Window, WindowFilter, WindowSettings, optional_timestamp, rfc3339
 
 LISTING_TABLE = "_stac_listing"
 LISTING_COLUMNS: TTableSchemaColumns = {
@@ -51,6 +56,7 @@ LISTING_COLUMNS: TTableSchemaColumns = {
 IDS_PER_REQUEST = 100
 LISTING, APPLYING, DONE = "listing", "applying", "done"
 KINDS = ("added", "changed", "removed")
+EVERY_ITEM = WindowFilter(Window(None, None, stateless=True))
 
 
 @dataclass(frozen=True)
@@ -58,25 +64,41 @@ class Selection:
     """What a run covers, as it was asked for: a reconcile deletes nothing outside it."""
 
     collections: list[str] | None
-    """The collection ids asked for; None for every collection the API shows (that starts with `prefix`)."""
+    """The collection ids asked for; None for every collection the API shows."""
     prefix: str | None
+    """Only collections whose id starts with it (also among those asked for)."""
     since: datetime | None
     """Items acquired before `since` are outside the run's window, and stay."""
 
+    @property
+    def key(self) -> str:
+        """The same for the same selection: a reconcile goes on only in a run of its own selection."""
+        parts = [sorted(self.collections or []), self.prefix, None if self.since is None else rfc3339(self.since)]
+        return hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
+
     def collections_predicate(self, column: str) -> tuple[str, list[Any]]:
         """A SQL condition that holds where `column` (a collection id) is inside the selection, and its parameters."""
+        conditions: list[str] = ["1 = 1"]
+        parameters: list[Any] = []
         if self.collections:
-            return f"{column} IN ({', '.join(['%s'] * len(self.collections))})", list(self.collections)
+            conditions.append(f"{column} IN ({', '.join(['%s'] * len(self.collections))})")
+            parameters += self.collections
         if self.prefix:
-            return f"SUBSTR({column}, 1, %s) = %s", [len(self.prefix), self.prefix]
-        return "1 = 1", []
+            conditions.append(f"SUBSTR({column}, 1, %s) = %s")
+            parameters += [len(self.prefix), self.prefix]
+        return " AND ".join(conditions), parameters
 
-    def items_predicate(self, alias: str) -> tuple[str, list[Any]]:
-        """The same for the rows of `items` (as `alias`), within the selection's acquisition times."""
+    def items_predicate(self, alias: str, upper_bound: datetime) -> tuple[str, list[Any]]:
+        """The same for the rows of `items` (as `alias`), within the acquisition times a listing to `upper_bound`
+        covers."""
         condition, parameters = self.collections_predicate(f"{alias}.collection")
-        if self.since is None:
-            return condition, parameters
-        return f"{condition} AND COALESCE({alias}.datetime, {alias}.start_datetime) >= %s", [*parameters, self.since]
+        acquired = f"COALESCE({alias}.datetime, {alias}.start_datetime)"
+        condition += f" AND {acquired} <= %s"
+        parameters.append(upper_bound)
+        if self.since is not None:
+            condition += f" AND {acquired} >= %s"
+            parameters.append(self.since)
+        return condition, parameters
 
 
 def is_reconciling(state: Mapping[str, Any]) -> bool:
@@ -86,24 +108,24 @@ def is_reconciling(state: Mapping[str, Any]) -> bool:
 
 @dataclass
 class Differences:
-    to_read_again: dict[str, list[tuple[str, bool]]]
+    to_read_again: dict[str, list[tuple[str, bool]]] = field(default_factory=lambda: defaultdict(list))
     """Per collection, (id, whether `items` lacks it) of the listed items to load again."""
-    to_delete: dict[str, list[str]]
-    """Per collection, the ids of the items that the listing lacks."""
-    gone_collections: list[str]
+    unlisted: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    """Per collection, the ids of the items of `items` that the listing lacks."""
+    gone_collections: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.to_read_again or self.to_delete or self.gone_collections)
+        return bool(self.to_read_again or self.unlisted or self.gone_collections)
 
     def digest(self) -> str:
         """The same for the same differences, whatever their order."""
-        parts = [sorted(self.to_read_again.items()), sorted(self.to_delete.items()), self.gone_collections]
+        parts = [sorted(self.to_read_again.items()), sorted(self.unlisted.items()), self.gone_collections]
         return hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
 
 
 class ReconcileStuck(StacSourceError):
     def __init__(self, differences: Differences) -> None:
-        collections = sorted({*differences.to_read_again, *differences.to_delete, *differences.gone_collections})
+        collections = sorted({*differences.to_read_again, *differences.unlisted, *differences.gone_collections})
         super().__init__(
             f"A reconcile found the same differences after it had loaded their changes (collections "
             f"{', '.join(collections[:5])}): the destination did not take them, so the reconcile stopped instead of "
@@ -124,22 +146,27 @@ class Reconciler:
         concurrency: int,
     ) -> None:
         self.api = api
-        self.selected = selected
         self.selection = selection
         self.upper_bound = settings.upper_bound
-        everything = WindowSettings(settings.since, settings.upper_bound, settings.lag, settings.upper_bound)
         self.listing = ReadingAcrossPackages(
             lambda state: items_reading(
-                api, selected, state, everything, page_size, concurrency, shape=listing_shape(state["id"])
+                api, selected, state, listing_window(state), page_size, concurrency, shape=listing_shape(state["id"])
             )
         )
 
     def next_package(self, state: dict[str, Any], limits: PackageLimits) -> Iterator[Any]:
         """The reconcile's next load package; `state` (the `reconcile` resource's) says where it stands, and its
         stage moves here."""
-        if not is_reconciling(state):
+        if not (is_reconciling(state) and state.get("selection") == self.selection.key):
             state.clear()
-            state.update(id=rfc3339(self.upper_bound), stage=LISTING, counts={}, collections_removed=[])
+            state.update(
+                id=rfc3339(self.upper_bound),
+                selection=self.selection.key,
+                since=None if self.selection.since is None else rfc3339(self.selection.since),
+                stage=LISTING,
+                counts={},
+                collections_removed=[],
+            )
         if state["stage"] == LISTING:
             reading = self.listing.for_package(state)
             with self.listing.abandoned_on_error():
@@ -149,59 +176,84 @@ class Reconciler:
             if not state.get("backfill"):
                 state["stage"] = APPLYING
         elif not has_unread_parts(dlt.current.resource_state("items")):
-            differences = read_differences(state["id"], self.selection, self.selected, limits.items)
+            upper_bound = optional_timestamp(state["id"])
+            assert upper_bound is not None
+            existing = {collection["id"] for collection in self.api.collections}
+            differences = read_differences(state["id"], self.selection, upper_bound, existing, limits.items)
             if not differences:
                 state["stage"] = DONE
                 return
             if differences.digest() == state.get("last_batch"):
                 raise ReconcileStuck(differences)
             state["last_batch"] = differences.digest()
-            yield from self._applied(differences, state)
+            yield from self._applied(differences, state, existing, limits)
 
-    def _applied(self, differences: Differences, state: dict[str, Any]) -> Generator[Any, None, None]:
-        """The items read again, and the rows that delete what the API no longer has; counted in `state`."""
-        counts = state["counts"]
-        tables = ItemTables()
+    def _applied(
+        self, differences: Differences, state: dict[str, Any], existing: set[str], limits: PackageLimits
+    ) -> Generator[Any, None, None]:
+        """The items read again, the listing rows of those the API still serves, and the rows that delete what it
+        no longer has; counted in `state`. Stops after about `limits.megabytes` of items."""
+        counts, tables, size = state["counts"], ItemTables(), 0
         for collection, entries in differences.to_read_again.items():
-            found, rejected, missing = self._read_again(collection, [item_id for item_id, _ in entries])
             new = {item_id for item_id, lacking in entries if lacking}
-            tally(counts, collection, "added", sum(row["id"] in new for row, _ in found))
-            tally(counts, collection, "changed", sum(row["id"] not in new for row, _ in found))
-            yield from dlt_items(found, rejected, tables)[0]
-            if found:
-                yield dlt.mark.with_table_name(listing_table(state["id"], [row for row, _ in found]), LISTING_TABLE)
-            if missing:
-                differences.to_delete.setdefault(collection, []).extend(missing)
-        for collection, ids in differences.to_delete.items():
-            tally(counts, collection, "removed", len(ids))
-            keys = {"collection": [collection] * len(ids), "id": ids}
-            yield deletions(keys)
-            yield dlt.mark.with_table_name(deletions(keys), LISTING_TABLE)
+            for found, rejected, missing in self._read_again(collection, [item_id for item_id, _ in entries]):
+                tally(counts, collection, "added", sum(row["id"] in new for row, _ in found))
+                tally(counts, collection, "changed", sum(row["id"] not in new for row, _ in found))
+                items, nbytes = dlt_items(found, rejected, tables)
+                yield from items
+                yield from self._listed_or_deleted(state, collection, found, missing)
+                size += nbytes
+                if size >= limits.megabytes * 1e6:
+                    return
+        for collection, ids in differences.unlisted.items():
+            if collection not in existing:  # the whole collection is gone: nothing to ask for
+                yield from self._listed_or_deleted(state, collection, [], ids)
+                continue
+            for found, _, missing in self._read_again(collection, ids):
+                yield from self._listed_or_deleted(state, collection, found, missing)
         if differences.gone_collections:
             state["collections_removed"] += differences.gone_collections
             gone = [{"id": collection, DELETED: True} for collection in differences.gone_collections]
             yield dlt.mark.with_table_name(gone, "collections")  # rows as the `collections` resource's are
 
-    def _read_again(self, collection: str, ids: list[str]) -> tuple[list[AdmittedRow], list[dict[str, Any]], list[str]]:
-        """The rows of the items `ids` as the API serves them now, the malformed ones among them, and the ids that
-        have no row now (gone from the API, or malformed: `items` holds only what can be a row)."""
-        found: list[AdmittedRow] = []
-        rejected: list[dict[str, Any]] = []
+    def _listed_or_deleted(
+        self, state: dict[str, Any], collection: str, found: list[AdmittedRow], missing: list[str]
+    ) -> Iterator[Any]:
+        """The listing rows of the items the API serves; the rows that delete the `missing` ones, counted."""
+        if found:
+            yield dlt.mark.with_table_name(listing_table(state["id"], [row for row, _ in found]), LISTING_TABLE)
+        if missing:
+            tally(state["counts"], collection, "removed", len(missing))
+            keys = {"collection": [collection] * len(missing), "id": missing}
+            yield deletions(keys)
+            yield dlt.mark.with_table_name(deletions(keys), LISTING_TABLE)
+
+    def _read_again(
+        self, collection: str, ids: list[str]
+    ) -> Iterator[tuple[list[AdmittedRow], list[dict[str, Any]], list[str]]]:
+        """Per hundred of `ids`: the rows of those the API serves now, its malformed ones, and the ids that have
+        no row now (gone from the API, or malformed: `items` holds only what can be a row)."""
         for start in range(0, len(ids), IDS_PER_REQUEST):
             batch = ids[start : start + IDS_PER_REQUEST]
-            for page in self.api.search_pages(self.api.search(collections=[collection], ids=batch, limit=len(batch))):
-                for raw in page.entries:
-                    try:
-                        row = item_row(raw)
-                    except MalformedItem as reason:
-                        rejected.append(rejected_item_row(raw, str(reason), page.url, collection))
-                        continue
-                    found.append((row, DATETIME.value_of(row)))
-        rows = {row["id"] for row, _ in found}
-        return found, rejected, [item_id for item_id in ids if item_id not in rows]
+            found: list[AdmittedRow] = []
+            rejected: list[dict[str, Any]] = []
+            search = self.api.search(collections=[collection], ids=batch, limit=len(batch))
+            for page in self.api.search_pages(search):
+                admitted, malformed = page_rows(page, EVERY_ITEM, DATETIME.value_of, collection)
+                found += admitted
+                rejected += malformed
+            rows = {row["id"] for row, _ in found}
+            yield found, rejected, [item_id for item_id in batch if item_id not in rows]
 
 
-def listing_shape(reconcile_id: str) -> Any:
+def listing_window(state: Mapping[str, Any]) -> WindowSettings:
+    """The listing's window, as the reconcile fixed it when it started: from `since` to its upper bound."""
+    upper_bound = optional_timestamp(state["id"])
+    assert upper_bound is not None
+    return WindowSettings(optional_timestamp(state["since"]), upper_bound, timedelta(0), upper_bound)
+
+
+def listing_shape(reconcile_id: str) -> Callable[[list[AdmittedRow], list[dict[str, Any]]], tuple[list[Any], int]]:
     """The listing's dlt items for a page: its items' ids and content hashes, its malformed items."""
 
     def shape(admitted: list[AdmittedRow], rejected: list[dict[str, Any]]) -> tuple[list[Any], int]:
@@ -235,42 +287,64 @@ def deletions(keys: dict[str, list[str]]) -> pa.Table:
     return pa.table({**keys, DELETED: pa.array([True] * count, pa.bool_())})
 
 
-def read_differences(reconcile_id: str, selection: Selection, selected: list[str], limit: int) -> Differences | None:
+def read_differences(
+    reconcile_id: str, selection: Selection, upper_bound: datetime, existing: set[str], limit: int
+) -> Differences | None:
     """Up to `limit` differences of each kind between the listing and the tables; None where the destination
-    holds no listing or no items (yet)."""
+    holds no items (yet). A missing listing is an empty one, a missing `collections` table holds no collection."""
+    differences = Differences()
     with dlt.current.pipeline().sql_client() as client:
         listing, items = client.make_qualified_table_name(LISTING_TABLE), client.make_qualified_table_name("items")
         collections = client.make_qualified_table_name("collections")
-        in_items, items_parameters = selection.items_predicate("i")
+        in_items, items_parameters = selection.items_predicate("i", upper_bound)
         in_collections, collections_parameters = selection.collections_predicate("id")
-        try:
-            to_read_again = client.execute_sql(
-                f"SELECT l.collection, l.id, i.id IS NULL FROM {listing} l LEFT JOIN {items} i"
-                " ON i.collection = l.collection AND i.id = l.id"
-                f" WHERE l.reconcile_id = %s AND (i.id IS NULL OR i.{CONTENT_HASH} IS NULL"
-                f" OR i.{CONTENT_HASH} <> l.{CONTENT_HASH}) ORDER BY l.collection, l.id LIMIT %s",
-                reconcile_id,
-                limit,
-            )
-            to_delete = client.execute_sql(
-                f"SELECT i.collection, i.id FROM {items} i WHERE {in_items} AND NOT EXISTS (SELECT 1 FROM {listing} l"
-                " WHERE l.collection = i.collection AND l.id = i.id AND l.reconcile_id = %s)"
+        if not table_exists(client, items):
+            return None
+        listed = table_exists(client, listing)
+        if listed:
+            for collection, item_id, lacking in (
+                client.execute_sql(
+                    f"SELECT l.collection, l.id, i.id IS NULL FROM {listing} l LEFT JOIN {items} i"
+                    " ON i.collection = l.collection AND i.id = l.id"
+                    f" WHERE l.reconcile_id = %s AND (i.id IS NULL OR i.{CONTENT_HASH} IS NULL"
+                    f" OR i.{CONTENT_HASH} <> l.{CONTENT_HASH}) ORDER BY l.collection, l.id LIMIT %s",
+                    reconcile_id,
+                    limit,
+                )
+                or []
+            ):
+                differences.to_read_again[collection].append((item_id, bool(lacking)))
+        not_listed = (
+            f" AND NOT EXISTS (SELECT 1 FROM {listing} l WHERE l.collection = i.collection AND l.id = i.id"
+            " AND l.reconcile_id = %s)"
+            if listed
+            else ""
+        )
+        for collection, item_id in (
+            client.execute_sql(
+                f"SELECT i.collection, i.id FROM {items} i WHERE {in_items}{not_listed}"
                 " ORDER BY i.collection, i.id LIMIT %s",
                 *items_parameters,
-                reconcile_id,
+                *([reconcile_id] if listed else []),
                 limit,
             )
+            or []
+        ):
+            differences.unlisted[collection].append(item_id)
+        if table_exists(client, collections):
             known = client.execute_sql(f"SELECT id FROM {collections} WHERE {in_collections}", *collections_parameters)
-        except DatabaseUndefinedRelation:
-            return None
-    differences = Differences(defaultdict(list), defaultdict(list), [])
-    for collection, item_id, lacking in to_read_again or []:
-        differences.to_read_again[collection].append((item_id, bool(lacking)))
-    for collection, item_id in to_delete or []:
-        differences.to_delete[collection].append(item_id)
-    existing = set(selected)
-    differences.gone_collections = sorted(collection for (collection,) in known or [] if collection not in existing)
+            differences.gone_collections = sorted(
+                collection for (collection,) in known or [] if collection not in existing
+            )
     return differences
+
+
+def table_exists(client: Any, qualified_name: str) -> bool:
+    try:
+        client.execute_sql(f"SELECT 1 FROM {qualified_name} WHERE 1 = 0")
+    except DatabaseUndefinedRelation:
+        return False
+    return True
 
 
 def tally(counts: dict[str, dict[str, int]], collection: str, kind: str, number: int) -> None:

@@ -23,6 +23,7 @@ replay fails and dlt aborts the package.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
     report.restored = restore_committed_state(pipeline, source.name)
     selected = source
     indexed: set[str] = set()
+    states_before: dict[str, Any] = {}
     while True:
         first_package = {"refresh": refresh} if refresh and not report.packages else {}
         info = pipeline.run(selected, **first_package)  # type: ignore[arg-type]
@@ -109,8 +111,10 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
                 report.reconciled = dict(reconcile.get("counts", {}))
                 report.collections_removed = list(reconcile.get("collections_removed", []))
             return report
-        if not any(_data_rows(package) for package in packages):
-            raise RuntimeError(f"A load package of {', '.join(unread)} read nothing, yet parts are left to read")
+        states = {name: copy.deepcopy(dict(source.resources[name].state)) for name in unread}
+        if not any(_data_rows(package) for package in packages) and states == states_before:
+            raise RuntimeError(f"A load package of {', '.join(unread)} read nothing, and moved nothing on")
+        states_before = states
         selected = source.with_resources(*unread)
 
 
