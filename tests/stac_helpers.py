@@ -74,6 +74,13 @@ def create_collection(api_url: str, template: dict[str, Any], collection_id: str
     assert response.status_code in (200, 201), response.text
 
 
+def new_collection(api_url: str, template: dict[str, Any], collection_id: str, items: list[dict[str, Any]]) -> str:
+    """A collection of its own, shaped as `template`, holding `items`: for a test that writes to the API."""
+    create_collection(api_url, template, collection_id)
+    add_items(api_url, collection_id, items)
+    return collection_id
+
+
 def add_items(api_url: str, collection_id: str, items: list[dict[str, Any]]) -> None:
     for item in items:
         body = {**copy.deepcopy(item), "collection": collection_id, "links": []}

@@ -28,9 +28,9 @@ from dlt_stac.rows import content_hash, item_cursor, item_row
 from stack import CatalogFolder, PgstacServer
 from tests.stac_helpers import (
     add_items,
-    create_collection,
     delete_item,
     loaded_ids,
+    new_collection,
     query,
     replace_item,
     with_updated,
@@ -219,9 +219,8 @@ def test_a_kill_while_loading_by_updated_then_one_rerun_loads_every_item_once(
     pgstac_server: PgstacServer, sample_catalog: CatalogFolder, tmp_path: Path
 ) -> None:
     collection_id = f"naip-updated-{uuid.uuid4().hex[:8]}"
-    create_collection(pgstac_server.url, sample_catalog.files_of("naip").collection(), collection_id)
     items = with_updated(list(sample_catalog.files_of("naip").items()))
-    add_items(pgstac_server.url, collection_id, items)
+    new_collection(pgstac_server.url, sample_catalog.files_of("naip").collection(), collection_id, items)
     served = served_items({collection_id: items}, field="updated")
     moments = [
         "extract:write@3",
@@ -302,9 +301,8 @@ def test_a_kill_during_a_reconcile_then_one_rerun_leaves_the_tables_as_the_api_s
     pgstac_server: PgstacServer, sample_catalog: CatalogFolder, tmp_path: Path
 ) -> None:
     collection_id = f"naip-reconciled-{uuid.uuid4().hex[:8]}"
-    create_collection(pgstac_server.url, sample_catalog.files_of("naip").collection(), collection_id)
     naip = list(sample_catalog.files_of("naip").items())[:700]
-    add_items(pgstac_server.url, collection_id, naip)
+    new_collection(pgstac_server.url, sample_catalog.files_of("naip").collection(), collection_id, naip)
     moments = [
         "extract:write@2",  # listing its first package
         "job:committed:_stac_listing.*@1",

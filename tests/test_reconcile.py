@@ -19,11 +19,11 @@ from dlt_stac.runs import run_in_packages
 from stack import CatalogFolder, PgstacServer
 from tests.stac_helpers import (
     add_items,
-    create_collection,
     delete_collection,
     delete_item,
     items_state,
     loaded_ids,
+    new_collection,
     query,
     replace_item,
     rows_loaded,
@@ -44,8 +44,7 @@ def new_collections(server: PgstacServer, catalog: CatalogFolder, templates: dic
     """Collections `<prefix><template>` with the given items; returns their prefix."""
     prefix = f"rc{uuid.uuid4().hex[:6]}-"
     for template, items in templates.items():
-        create_collection(server.url, catalog.files_of(template).collection(), prefix + template)
-        add_items(server.url, prefix + template, items)
+        new_collection(server.url, catalog.files_of(template).collection(), prefix + template, items)
     return prefix
 
 

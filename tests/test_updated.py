@@ -20,9 +20,9 @@ from stack import CatalogFolder, PgstacServer, RustacServer
 from stack.fault_proxy import FaultProxy, Faults
 from tests.stac_helpers import (
     add_items,
-    create_collection,
     items_state,
     loaded_ids,
+    new_collection,
     query,
     replace_item,
     rows_loaded,
@@ -32,9 +32,7 @@ from tests.stac_helpers import (
 
 def collection_of(server: PgstacServer, catalog: CatalogFolder, template: str, items: list[dict[str, Any]]) -> str:
     collection_id = f"{template}-updated-{uuid.uuid4().hex[:8]}"
-    create_collection(server.url, catalog.files_of(template).collection(), collection_id)
-    add_items(server.url, collection_id, items)
-    return collection_id
+    return new_collection(server.url, catalog.files_of(template).collection(), collection_id, items)
 
 
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"])
@@ -163,9 +161,8 @@ def test_a_run_over_many_collections_asks_about_them_together(
     naip = list(sample_catalog.files_of("naip").items())
     prefix = f"many{uuid.uuid4().hex[:6]}-"
     for number in range(12):
-        collection_id = f"{prefix}{number:02d}"
-        create_collection(pgstac_server.url, sample_catalog.files_of("naip").collection(), collection_id)
-        add_items(pgstac_server.url, collection_id, naip[3 * number : 3 * number + 3])
+        template = sample_catalog.files_of("naip").collection()
+        new_collection(pgstac_server.url, template, f"{prefix}{number:02d}", naip[3 * number : 3 * number + 3])
     faults = Faults()
     with FaultProxy(pgstac_server.url, faults) as proxy:
         duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
