@@ -167,7 +167,8 @@ def test_two_searches_into_one_table_load_each_item_once(
 ) -> None:
     both = {"collections": ["joplin"], "table_name": "joplin_twice"}
 
-    duckdb_pipeline.run(stac(url=pgstac_server.url, searches={"first": both, "second": both}, page_size=7))
+    source = stac(url=pgstac_server.url, searches={"first": both, "second": both}, page_size=7)
+    duckdb_pipeline.run(source.with_resources("search_first", "search_second"))
 
     assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {joplin_twice}") == [(30, 30)]
     assert loaded_ids(duckdb_pipeline, "joplin_twice") == {"joplin": sample_catalog.item_ids_by_collection()["joplin"]}

@@ -13,6 +13,7 @@ and `since` (which bounds the acquisition time) then goes into the `datetime` pa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from .api import StacApi
 from .errors import MalformedItem, StacSourceError
 from .paging import read_concurrently
 from .rows import item_cursor
-from .windows import Window, rfc3339
+from .windows import Window, WindowSettings, rfc3339
 
 DATETIME_NAME = "datetime"
 UPDATED_NAME = "updated"
@@ -38,6 +39,16 @@ class CursorField:
     name: str
     since: datetime | None = None
     """Where the acquisition time starts (`since`), for a field other than `datetime` itself."""
+
+    @property
+    def checkpoint_name(self) -> str | None:
+        """The field as a checkpoint names it: not at all for `datetime`, as checkpoints from before the choice."""
+        return None if self.name == DATETIME_NAME else self.name
+
+    def window_settings(self, settings: WindowSettings) -> WindowSettings:
+        """The run's window settings for a cursor over this field: `since` bounds the acquisition time, so it
+        starts only a `datetime` cursor (another field's searches bound `datetime` themselves)."""
+        return settings if self.name == DATETIME_NAME else dataclasses.replace(settings, since=None)
 
     @property
     def ascending(self) -> list[str]:

@@ -11,7 +11,6 @@ checkpoint goes into the resource's state, which dlt commits with the package: t
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from .checkpoints import (
     saved_backfill,
     saved_checkpoints,
 )
-from .cursor_fields import DATETIME, DATETIME_NAME, CursorField, chosen_fields, saved_field
+from .cursor_fields import DATETIME, CursorField, chosen_fields, saved_field
 from .extract import AdmittedRow, dlt_items, page_rows
 from .paging import read_concurrently
 from .searches import NamedSearch
@@ -161,8 +160,7 @@ class Reading:
             return
         saved = state.setdefault("cursors", {})
         for key, cursor in self.cursors.items():
-            field_name = self.cursor_fields[key].name
-            kept_field = None if field_name == DATETIME_NAME else field_name
+            kept_field = self.cursor_fields[key].checkpoint_name
             if checkpoint := Checkpoint(cursor, self.unread_parts(key), kept_field).to_state():
                 saved[key] = checkpoint
             else:  # nothing loaded yet, and nothing left to read: a window that was empty
@@ -231,16 +229,12 @@ def _planned_parts(
         return cursors, {}, dict.fromkeys(checkpoints, backfill), backfill
     resumed = {key: checkpoint.parts for key, checkpoint in checkpoints.items()}
     windows = {
-        key: window_of(plan_window(checkpoint.cursor, _settings_of(fields[key], settings), parts_end(checkpoint.parts)))
+        key: window_of(
+            plan_window(checkpoint.cursor, fields[key].window_settings(settings), parts_end(checkpoint.parts))
+        )
         for key, checkpoint in checkpoints.items()
     }
     return cursors, resumed, {key: window for key, window in windows.items() if not _empty(window)}, None
-
-
-def _settings_of(cursor_field: CursorField, settings: WindowSettings) -> WindowSettings:
-    """The window settings of a cursor over `cursor_field`: `since` bounds the acquisition time, so it starts only a
-    `datetime` cursor (the field's searches bound `datetime` themselves)."""
-    return settings if cursor_field.name == DATETIME_NAME else dataclasses.replace(settings, since=None)
 
 
 def _empty(window: Window) -> bool:
