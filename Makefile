@@ -6,6 +6,8 @@ SERVER_VENV := .venv-server
 DATA ?= tests/data/stac
 PORT ?= 8081
 PYTEST_ARGS ?=
+# pytest workers: one per core, at most 4 (each starts its own servers and cluster); 0 runs them in this process.
+TEST_WORKERS ?= auto
 ITEMS ?= 10000
 RUNS ?= 3
 # The main job's dlt state lives in the project, so that each clone has its own.
@@ -20,7 +22,7 @@ run: $(VENV)/.installed-demo
 ## test: install the test extras, PostgreSQL 15 + PostGIS and the server's virtualenv, then run pytest
 test: $(VENV)/.installed-test $(SERVER_VENV)/.installed
 	$(PY) -m stack require-postgres
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
 
 ## stack-up: start stac-fastapi-pgstac on 127.0.0.1:$(PORT) with the collections in $(DATA)
 stack-up: $(VENV)/.installed-demo $(SERVER_VENV)/.installed

@@ -311,14 +311,14 @@ def test_a_kill_during_a_reconcile_then_one_rerun_leaves_the_tables_as_the_api_s
         "load:complete@4",  # the batch applied, the package not archived
     ]
     duckdb = duckdb_destination(pgstac_server.url)
-    for moment in moments:
-        (tmp_path / folder_of(moment)).mkdir()
-        loaded = main_job(
-            tmp_path / folder_of(moment),
-            job_env(tmp_path / folder_of(moment), duckdb),
-            ["--collections", collection_id],
-        )
-        assert loaded.returncode == 0, loaded.stderr
+
+    def first_load(moment: str) -> subprocess.CompletedProcess[str]:
+        workdir = tmp_path / folder_of(moment)
+        workdir.mkdir()
+        return main_job(workdir, job_env(workdir, duckdb), ["--collections", collection_id])
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert [loaded.returncode for loaded in pool.map(first_load, moments)] == [0] * len(moments)
     for item in naip[10:13]:
         delete_item(pgstac_server.url, collection_id, item["id"])
     for item in copy.deepcopy(naip[100:102]):
