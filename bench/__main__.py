@@ -21,7 +21,8 @@ from pathlib import Path
 from bench.catalog import bench_data
 from bench.measure import ContenderFailed
 from bench.report import report
-from bench.runs import CONTENDERS, Options, one_run, verification_errors
+from bench.runs import CONTENDERS, Options, one_run, ours_env, verification_errors
+from bench.scenarios import SCENARIOS, shape_runs
 from bench.stack import bench_stack, drop_destination, log
 from stack.processes import make_workdir
 
@@ -97,6 +98,11 @@ def main(argv: list[str]) -> int:
                 log(f"run {run + 1} of {args.runs}")
                 runs.append(one_run(stack, data, options, workdir))
             drop_destination(stack.cluster)
+            for key in (key for key in SCENARIOS if key in options.only):  # after a, b and c: they read everything
+                for measured, shape_measured in zip(
+                    runs, shape_runs(stack, key, args.runs, workdir, ours_env(options)), strict=True
+                ):
+                    measured.update(shape_measured)
     except ContenderFailed as failure:
         log(f"error: {failure}")
         return 1

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,20 +50,25 @@ class ProcessUsage:
     peak_rss_mb: float
 
 
-def run_measured(label: str, command: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> ProcessUsage:
-    """Runs `command` with our Python and measures it; its output goes to our stderr, so that stdout carries only
-    the results table."""
+def run_measured(
+    label: str, command: list[str], cwd: Path, env: Mapping[str, str] | None = None, output: Path | None = None
+) -> ProcessUsage:
+    """Runs `command` with our Python and measures it. Its output goes to our stderr, so that stdout carries only
+    the results table; with `output`, into that file first (for the caller to read), then to our stderr."""
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, *command], cwd=cwd, env={**os.environ, **(env or {})}, stdout=sys.stderr
-    )
-    try:
-        _, status, usage = os.wait4(process.pid, 0)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
+    with open(output, "w") if output else nullcontext(sys.stderr) as stdout:
+        process = subprocess.Popen(
+            [sys.executable, *command], cwd=cwd, env={**os.environ, **(env or {})}, stdout=stdout
+        )
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
     wall_s = time.monotonic() - started
+    if output:
+        sys.stderr.write(output.read_text())
     if (exit_code := os.waitstatus_to_exitcode(status)) != 0:
         raise ContenderFailed(f"{label} failed with exit status {exit_code}; its output is above")
     return ProcessUsage(wall_s, usage.ru_maxrss / 1024)
@@ -93,7 +100,15 @@ def measure_main_job(
     """Ours, as a user runs it: the main job with the project's `.dlt/config.toml`, its state and DuckDB file in
     `workdir`; then, in a process that is not measured, what its destination holds."""
     job_env = {**env, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
-    usage = run_measured(label, [str(MAIN_JOB), *arguments], workdir, job_env)
+    output = workdir / "main-job.out"
+    usage = run_measured(label, [str(MAIN_JOB), *arguments], workdir, job_env, output)
     destination = arguments[arguments.index("--destination") + 1]
     _, counts = contender_report(label, ["count", "--destination", destination], workdir, job_env)
-    return Measurement(label, int(counts["items"]) - items_before, usage.wall_s, usage.peak_rss_mb, counts)
+    report = {**counts, **read_from_api(output.read_text())}
+    return Measurement(label, int(counts["items"]) - items_before, usage.wall_s, usage.peak_rss_mb, report)
+
+
+def read_from_api(summary: str) -> dict[str, int]:
+    """`items_read` and `pages_read` from the main job's summary line `Read from the API: N items in M pages`."""
+    found = re.search(r"^Read from the API: (\d+) items in (\d+) pages?$", summary, re.MULTILINE)
+    return {"items_read": int(found[1]), "pages_read": int(found[2])} if found else {}

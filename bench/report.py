@@ -12,10 +12,17 @@ from datetime import datetime, timezone
 
 from bench.catalog import BenchData
 from bench.measure import PROJECT_ROOT, Measurement
-from bench.runs import CONTENDERS, Options
+from bench.runs import Options
 from bench.stack import BenchStack
 
 Runs = list[dict[str, Measurement]]
+ROWS = ("a", "b", "c", "d-duckdb", "d-postgres", "e", "f", "f-again", "g", "g-again")
+SHAPE_LABELS = {
+    "f": "f. ours, first load of 1000 collections of 3 items -> DuckDB",
+    "f-again": "f. ours, the run after it, nothing new",
+    "g": "g. ours, first load of 20000 items sharing one datetime -> DuckDB",
+    "g-again": "g. ours, the run after it, nothing new",
+}
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,7 @@ class Target:
 
 
 def report(runs: Runs, data: BenchData, stack: BenchStack, options: Options, rss_baseline_mb: float | None) -> str:
-    ran = [key for key in CONTENDERS if key in runs[0]]
+    ran = [key for key in ROWS if key in runs[0]]
     nesting = f" rest_api's default nesting made {runs[0]['b'].report['tables']} tables." if "b" in ran else ""
     lines = [
         f"## STAC API -> items: {data.items} items, {len(runs)} run(s)",
@@ -66,6 +73,8 @@ def label(key: str, runs: Runs, options: Options) -> str:
         return f"c. rustac `search_to` -> stac-geoparquet per collection, {peers}"
     if key == "e":
         return "e. ours, incremental run after +1% new items -> DuckDB"
+    if key in SHAPE_LABELS:
+        return SHAPE_LABELS[key]
     ours = runs[0][key].report
     settings = f"page_size {ours['page_size']}, concurrency {ours['concurrency']}, package_size {ours['package_size']}"
     return f"d. ours -> {'DuckDB' if key == 'd-duckdb' else 'Postgres'}, {settings}"
@@ -128,7 +137,37 @@ def targets(runs: Runs) -> list[Target]:
             found.append(Target(f"peak RSS of {key} <= {limit} MB", f"{rss:.0f} MB", rss <= limit))
     if "e" in runs[0]:
         found.append(Target("e wall <= 5% of d wall", f"{e_wall_percent(runs):.1f}%", e_wall_percent(runs) <= 5))
+        found.append(
+            Target("e wall <= 3% of d wall (issue 12)", f"{e_wall_percent(runs):.1f}%", e_wall_percent(runs) <= 3)
+        )
+        found.append(e_read_target(runs))
+    return found + shape_targets(runs)
+
+
+def shape_targets(runs: Runs) -> list[Target]:
+    """Issue 12's targets for the catalog shapes of `bench/scenarios.py`."""
+    found = []
+    if "f" in runs[0]:
+        again = median_of(runs, "f-again", lambda m: m.wall_s)
+        found.append(Target("f: a run with nothing new <= 2 s (issue 12)", f"{again:.1f} s", again <= 2))
+        if "d-duckdb" in runs[0]:
+            share = rate(runs, "f") / rate(runs, "d-duckdb")
+            value = f"{rate(runs, 'f'):.0f} items/s, {share:.2f} of d's"
+            found.append(Target("f: first load >= half of d's items/s (issue 12)", value, share >= 0.5))
+    if "g" in runs[0]:
+        read = max(run["g-again"].report.get("items_read", float("nan")) for run in runs)
+        page = runs[0]["g-again"].report["page_size"]
+        value = f"{read:.0f} items read (a page holds {page})"
+        found.append(Target("g: a run with nothing new reads at most a page (issue 12)", value, read <= page))
     return found
+
+
+def e_read_target(runs: Runs) -> Target:
+    """Issue 12: an incremental run reads at most 1.2 times the items it loads (the median run's figures)."""
+    read = median_of(runs, "e", lambda m: m.report.get("items_read", float("nan")))
+    new = median_of(runs, "e", lambda m: m.items)
+    value = f"{read:.0f} items read for {new:.0f} new ({read / new:.2f}x)"
+    return Target("e reads <= 1.2x the new items (issue 12)", value, read <= 1.2 * new)
 
 
 def rss_growth(runs: Runs, baseline_mb: float | None) -> str:
@@ -159,7 +198,7 @@ def settings(runs: Runs, data: BenchData, stack: BenchStack, options: Options) -
         f"page sizes: ours {page_size} ({'BENCH_PAGE_SIZE' if options.page_size else 'the source default'}), "
         f"peers {options.peer_limit}"
         + (f"; rest_api capped at {options.rest_api_max_items} items" if options.rest_api_max_items else ""),
-        f"contenders: {', '.join(key for key in CONTENDERS if key in runs[0])}",
+        f"contenders: {', '.join(key for key in ROWS if key in runs[0])}",
         f"commit {commit()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
     ]

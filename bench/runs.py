@@ -14,9 +14,11 @@ from pathlib import Path
 from bench.catalog import BenchData
 from bench.contenders import POSTGRES_URL_VARIABLE
 from bench.measure import Measurement, measure, measure_main_job
+from bench.scenarios import SCENARIOS, shape_of
 from bench.stack import BenchStack, delete_items, fresh_destination, insert_items, log
 
-CONTENDERS = ("a", "b", "c", "d-duckdb", "d-postgres", "e")
+CONTENDERS = ("a", "b", "c", "d-duckdb", "d-postgres", "e", "f", "g")
+"""What `--only` chooses from; f and g are the catalog shapes of `bench/scenarios.py`."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ def one_run(stack: BenchStack, data: BenchData, options: Options, workdir: Path)
     """Every chosen contender's measurement of this run, by contender key."""
     peers = ["--url", stack.url, "--peer-limit", str(options.peer_limit)]
     ours = ["--url", stack.url]
-    our_env = {"SOURCES__STAC__PAGE_SIZE": str(options.page_size)} if options.page_size else {}
+    our_env = ours_env(options)
     rest_api_cap = ["--max-items", str(options.rest_api_max_items)] if options.rest_api_max_items else []
     results: dict[str, Measurement] = {}
     if "a" in options.only:
@@ -61,6 +63,11 @@ def one_run(stack: BenchStack, data: BenchData, options: Options, workdir: Path)
         finally:
             log(f"deleted the {delete_items(stack.cluster, data.new_catalog)} new items from pgstac again")
     return results
+
+
+def ours_env(options: Options) -> dict[str, str]:
+    """The environment of every run of ours: the page size, where the bench sets one."""
+    return {"SOURCES__STAC__PAGE_SIZE": str(options.page_size)} if options.page_size else {}
 
 
 def logged(measurement: Measurement) -> Measurement:
@@ -90,6 +97,9 @@ def verification_errors(results: dict[str, Measurement], data: BenchData, option
     ]
     loads = {"d-duckdb": (data.items, data.items), "d-postgres": (data.items, data.items)}
     loads["e"] = (data.new_items, data.items + data.new_items)
+    for key in SCENARIOS:
+        items = shape_of(key).items
+        loads[key], loads[f"{key}-again"] = (items, items), (0, items)
     for key, (loaded, total) in loads.items():
         if key not in results:
             continue

@@ -149,6 +149,9 @@ def print_summary(pipeline: dlt.Pipeline, report: RunReport) -> None:
     extracted = f"{len(report.packages)} load package{'s' * (len(report.packages) != 1)}"
     also_resumed = f", and {len(report.resumed)} resumed" if report.resumed else ""
     print(f"\nRows loaded this run: {rows_text(rows)} ({extracted}{also_resumed})")
+    if read := report.read():
+        pages = read.get("pages_read", 0)
+        print(f"Read from the API: {read.get('items_read', 0)} items in {pages} page{'s' * (pages != 1)}")
     tables = sorted(pipeline.default_schema.data_table_names())
     print(f"Tables in {pipeline.dataset_name} ({pipeline.destination.destination_name}): {', '.join(tables)}")
     if "items" in tables:

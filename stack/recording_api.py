@@ -14,8 +14,8 @@ from stack.local_http import LocalHttpServer, QuietJsonHandler
 class RecordingApi:
     def __init__(self) -> None:
         self.documents: dict[str, Any] = {}
-        """JSON answered per path (query string included), for GET and POST alike; `(status, JSON)` for another
-        status than 200."""
+        """JSON answered per path (query string included; a query string without a document of its own gets
+        the path's), for GET and POST alike; `(status, JSON)` for another status than 200."""
         self.received: list[tuple[str, str, str | None]] = []
         """(method, path, Authorization header) of every request."""
         self.http = LocalHttpServer(_handler_for(self))
@@ -39,7 +39,8 @@ def _handler_for(api: RecordingApi) -> type[QuietJsonHandler]:
 
         def _answer(self) -> None:
             api.received.append((self.command, self.path, self.headers.get("Authorization")))
-            document = api.documents.get(self.path, (404, {"detail": "not found"}))
+            path = self.path if self.path in api.documents else self.path.partition("?")[0]
+            document = api.documents.get(path, (404, {"detail": "not found"}))
             status, body = document if isinstance(document, tuple) else (200, document)
             self.send_json(status, body)
 

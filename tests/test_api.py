@@ -49,7 +49,7 @@ def test_collections_and_search_come_from_the_landing_page_links(api_under_a_pre
     api = opened(api_under_a_prefix)
 
     assert [collection["id"] for collection in api.collections] == ["c"]
-    assert [path for _, path, _ in api_under_a_prefix.received] == ["/", "/catalog/collections"]
+    assert [path for _, path, _ in api_under_a_prefix.received] == ["/", "/catalog/collections?limit=250"]
     assert api.search_url == f"{api_under_a_prefix.url}/catalog/search"
 
 

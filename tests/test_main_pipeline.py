@@ -26,11 +26,17 @@ def summary_line(result: subprocess.CompletedProcess[str]) -> str:
     return line
 
 
+def read_line(result: subprocess.CompletedProcess[str]) -> str:
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("Read from the API: ")]
+    return line
+
+
 def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServer, tmp_path: Path) -> None:
     first = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin", "3dep-lidar-dsm")
 
     assert first.returncode == 0, first.stderr
     assert summary_line(first) == "Rows loaded this run: collections 3, items 1034 (1 load package)"
+    assert read_line(first) == "Read from the API: 1034 items in 6 pages"
     assert "Tables in terrabyte_stac (duckdb): collections, items" in first.stdout.splitlines()
     summary = [line.split()[:2] for line in first.stdout.splitlines() if line.startswith(("naip ", "joplin ", "3dep"))]
     assert summary == [["3dep-lidar-dsm", "4"], ["joplin", "30"], ["naip", "1000"]]
@@ -46,6 +52,7 @@ def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServe
     second = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin,3dep-lidar-dsm")
     assert second.returncode == 0, second.stderr
     assert summary_line(second) == "Rows loaded this run: collections 3 (1 load package)"
+    assert read_line(second) == "Read from the API: 37 items in 3 pages", "the items at each cursor: 3 + 30 + 4"
 
     refreshed = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip", "--full-refresh")
     assert refreshed.returncode == 0, refreshed.stderr

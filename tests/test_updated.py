@@ -160,25 +160,25 @@ def test_a_run_over_many_collections_asks_about_them_together(
 ) -> None:
     naip = list(sample_catalog.files_of("naip").items())
     prefix = f"many{uuid.uuid4().hex[:6]}-"
-    for number in range(12):
+    for number in range(30):  # two searches' worth (`COLLECTIONS_PER_SEARCH`)
         template = sample_catalog.files_of("naip").collection()
         new_collection(pgstac_server.url, template, f"{prefix}{number:02d}", naip[3 * number : 3 * number + 3])
     faults = Faults()
     with FaultProxy(pgstac_server.url, faults) as proxy:
         duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
-        assert rows_loaded(duckdb_pipeline) == 36
+        assert rows_loaded(duckdb_pipeline) == 90
 
         faults.requests.clear()
         duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
         nothing_new = [request for request in faults.requests if request == ("POST", "/search")]
         late = copy.deepcopy(naip[40])
         late["properties"]["datetime"] = "2025-06-01T00:00:00Z"
-        add_items(pgstac_server.url, f"{prefix}07", [late])
+        add_items(pgstac_server.url, f"{prefix}27", [late])
         faults.requests.clear()
         duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
         one_new = [request for request in faults.requests if request == ("POST", "/search")]
 
     assert rows_loaded(duckdb_pipeline) == 1
-    assert loaded_ids(duckdb_pipeline)[f"{prefix}07"] == {item["id"] for item in naip[21:24]} | {late["id"]}
-    assert len(nothing_new) == 1, "one search asks about the 12 collections"
-    assert len(one_new) == 1 + 2, "then the collection with something new: its probe, and its page"
+    assert loaded_ids(duckdb_pipeline)[f"{prefix}27"] == {item["id"] for item in naip[81:84]} | {late["id"]}
+    assert len(nothing_new) == 2, "one search asks about 25 collections, another about the other 5"
+    assert len(one_new) == 2 + 2, "then the collection with something new: its probe, and its page"

@@ -94,7 +94,8 @@ def stac(
     )
     quiet_json_text_hints()
     authorizer = authorizer_for(url, credentials, timeout)
-    api = StacApi.open(url, stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency))
+    stac_io = stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency)
+    api = StacApi.open(url, stac_io, page_size)
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]
@@ -179,6 +180,8 @@ def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Itera
         yield from package.next_package(limits)  # moves the cursors over the items it yields
     package.save_checkpoint(state)
     reading.saved(state)
+    read = package.read_for_package  # in the package's extract metrics (its trace), for what a run cost
+    dlt.current.resource_metrics().update(pages_read=read.pages, items_read=read.items)
 
 
 def reconcile_resource(reconciler: Reconciler, package: PackageLimits) -> DltResource:

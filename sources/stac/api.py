@@ -34,10 +34,13 @@ def declares(conforms_to: list[str], conformance: ConformanceClasses) -> bool:
 
 
 class StacApi:
-    def __init__(self, url: str, client: Client, stac_io: StacApiIO) -> None:
+    def __init__(self, url: str, client: Client, stac_io: StacApiIO, page_size: int) -> None:
         self.url = url
         self.client = client
         self.stac_io = stac_io
+        self.page_size = page_size
+        """Entries per page asked of /collections (`limit`; a server that pages collections by another rule
+        ignores it). Searches set their own `limit`."""
         self.declared = list(client.get_conforms_to())
         """The conformance classes the landing page declares."""
         for conformance in ConformanceClasses:  # so that pystac-client's own checks know the 1.1 classes too
@@ -52,7 +55,7 @@ class StacApi:
         return link.absolute_href if link else f"{self.url.rstrip('/')}/{conventional_path}"
 
     @classmethod
-    def open(cls, url: str, stac_io: StacApiIO) -> StacApi:
+    def open(cls, url: str, stac_io: StacApiIO, page_size: int = 250) -> StacApi:
         """Reads the landing page; raises a clear error if it is unreachable or not a STAC API."""
         try:
             client = Client.open(url, stac_io=stac_io)
@@ -67,7 +70,7 @@ class StacApi:
             raise NotAStacApi(url, f"its answer is not a STAC catalog ({type(error).__name__}: {error})") from None
         if not client.get_conforms_to():
             raise NotAStacApi(url, "its landing page declares no `conformsTo` classes")
-        return cls(url, client, stac_io)
+        return cls(url, client, stac_io, page_size)
 
     def conforms_to(self, conformance: ConformanceClasses) -> bool:
         return self.client.conforms_to(conformance)
@@ -81,8 +84,9 @@ class StacApi:
 
     @cached_property
     def collections(self) -> list[dict[str, Any]]:
-        """Every collection the API shows, read once (all pages of /collections)."""
-        pages = iter_pages(self.stac_io, self.collections_url, "collections")
+        """Every collection the API shows, read once (all pages of /collections, `page_size` a page: servers
+        default to 10, which makes a catalog of 1,000 collections cost 100 requests)."""
+        pages = iter_pages(self.stac_io, self.collections_url, "collections", parameters={"limit": self.page_size})
         return [collection for page in pages for collection in page.entries]
 
     def select_collections(self, ids: list[str] | None, prefix: str | None) -> list[str]:

@@ -62,6 +62,15 @@ Shape = Callable[[list[AdmittedRow], list[dict[str, Any]]], tuple[list[Any], int
 """What a reading yields for a page: its admitted rows and its malformed items as dlt items, and their size."""
 
 
+@dataclass
+class PagesRead:
+    """What a load package's searches read from the API: pages, and the items on them, loaded or not (items at
+    the cursor that were loaded before, items outside the window that the server matched)."""
+
+    pages: int = 0
+    items: int = 0
+
+
 @dataclass(frozen=True)
 class PackageLimits:
     """When a resource's load package is full: at `items` rows, or at `megabytes` of Arrow data (large items such
@@ -94,6 +103,8 @@ class Reading:
         """The stateless window read, if this is a backfill."""
         self.max_items = max_items
         self.taken = 0
+        self.read_for_package = PagesRead()
+        """What the last package's searches read."""
         self.tables = ItemTables()
         self.shape: Shape = shape or (lambda admitted, rejected: dlt_items(admitted, rejected, self.tables))
         """The page's rows as dlt items: by default each page's new items as an Arrow table for the resource's
@@ -111,8 +122,11 @@ class Reading:
         The cursors and the sorted parts' `read_to` move here, over exactly the items yielded.
         """
         rows, size = 0, 0
+        self.read_for_package = PagesRead()
         for index, page in self._pages:
             read = self.reads[index]
+            self.read_for_package.pages += 1
+            self.read_for_package.items += len(page.entries)
             admitted, rejected = page_rows(page, read.window_filter, read.cursor_field.value_of, read.collection)
             admitted = self._within_max_items(admitted)
             for row, value in admitted:
@@ -256,7 +270,7 @@ def items_reading(
     fields = _cursor_fields(api, checkpoints, settings, concurrency)
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
     planned = [(collection, fields[collection], window) for collection, window in windows.items()]
-    planned = windows_with_items(api, planned, cursors, page_size)
+    planned = windows_with_items(api, planned, cursors, page_size, concurrency)
     cut = cut_windows(api, planned, page_size, concurrency)
     cuts = dict(zip([collection for collection, _, _ in planned], cut, strict=True))
     sorted_ = api.conforms_to(ConformanceClasses.SORT)

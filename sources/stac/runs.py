@@ -49,6 +49,8 @@ class PackageRows:
     load_id: str
     rows: dict[str, int]
     """Rows per table, as dlt normalized them."""
+    read: dict[str, int] = field(default_factory=dict)
+    """What its searches read from the API (`pages_read`, `items_read`), from its resources' extract metrics."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,13 @@ class RunReport:
         total: Counter[str] = Counter()
         for package in self.packages:
             total.update(package.rows)
+        return dict(total)
+
+    def read(self) -> dict[str, int]:
+        """Pages and items the packages this run extracted read from the API."""
+        total: Counter[str] = Counter()
+        for package in self.packages:
+            total.update(package.read)
         return dict(total)
 
 
@@ -194,7 +203,11 @@ def committed_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
 
 
 def rows_of_last_run(pipeline: dlt.Pipeline) -> list[PackageRows]:
-    return [PackageRows(load_id, rows) for load_id, rows in sorted(_normalized_rows(pipeline.last_trace).items())]
+    read = _read_from_api(pipeline.last_trace)
+    return [
+        PackageRows(load_id, rows, read.get(load_id, {}))
+        for load_id, rows in sorted(_normalized_rows(pipeline.last_trace).items())
+    ]
 
 
 def _tables_of(package: LoadPackageInfo) -> list[str]:
@@ -214,6 +227,21 @@ def _normalized_rows(trace: Any) -> dict[str, dict[str, int]]:
         load_id: {table: table_metrics.items_count for table, table_metrics in metrics[0]["table_metrics"].items()}
         for load_id, metrics in info.metrics.items()
     }
+
+
+def _read_from_api(trace: Any) -> dict[str, dict[str, int]]:
+    """The `pages_read` and `items_read` metrics of each package a trace's extract step made, summed over its
+    resources."""
+    info = trace.last_extract_info if trace is not None else None
+    if info is None:
+        return {}
+    read: dict[str, dict[str, int]] = {}
+    for load_id, metrics in info.metrics.items():
+        total: Counter[str] = Counter()
+        for resource in metrics[0]["resource_metrics"].values():
+            total.update({name: resource.custom_metrics.get(name, 0) for name in ("pages_read", "items_read")})
+        read[load_id] = dict(total)
+    return read
 
 
 def _aborted_packages(pipeline: dlt.Pipeline) -> list[str]:

@@ -37,33 +37,52 @@ def collection_search(
     return api.search(collections=[collection], limit=limit, **parameters)
 
 
-COLLECTIONS_PER_SEARCH = 100
+COLLECTIONS_PER_SEARCH = 25
+"""Collections whose windows one search asks about. pgstac's time per search grows faster than the number of
+collections in it (1,000 collections with nothing new, measured: 100 a search 290 ms, 25 a search 37 ms, all
+1,000 in one search over 7 minutes and 16 GB of server memory)."""
 
 
 def windows_with_items(
-    api: StacApi, windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor], page_size: int
+    api: StacApi,
+    windows: list[tuple[str, CursorField, Window]],
+    cursors: dict[str, Cursor],
+    page_size: int,
+    concurrency: int,
 ) -> list[tuple[str, CursorField, Window]]:
-    """The windows that hold at least one item not loaded yet, found with a search per hundred collections (each
-    collection's window as a CQL2 condition, less the items at its start that were loaded before, OR-ed) instead
-    of a probe per collection, so that a run over many collections costs what changed. Without the Filter
-    extension, or for one window, all of them.
+    """The windows that hold at least one item not loaded yet, found with a search per `COLLECTIONS_PER_SEARCH`
+    collections (each collection's window as a CQL2 condition, less the items at its start that were loaded
+    before, OR-ed), `concurrency` at once, instead of a probe per collection, so that a run over many collections
+    costs what changed. Without the Filter extension, or for one window, all of them.
+    """
+    if len(windows) < 2 or not api.conforms_to(ConformanceClasses.FILTER):
+        return windows
+    groups = [
+        windows[start : start + COLLECTIONS_PER_SEARCH] for start in range(0, len(windows), COLLECTIONS_PER_SEARCH)
+    ]
+    searches = [_collections_with_items(api, group, cursors, page_size) for group in groups]
+    found = {collection for _, collections in read_concurrently(searches, concurrency) for collection in collections}
+    return [window for window in windows if window[0] in found]
+
+
+def _collections_with_items(
+    api: StacApi, windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor], page_size: int
+) -> Iterator[set[str]]:
+    """Yields once the collections of `windows` that hold an item not loaded yet.
 
     A search that fills its page may hide collections behind the first ones: it is asked again without the
     collections it found, until a page comes back with no page after it.
     """
-    if len(windows) < 2 or not api.conforms_to(ConformanceClasses.FILTER):
-        return windows
     found: set[str] = set()
-    for start in range(0, len(windows), COLLECTIONS_PER_SEARCH):
-        pending = windows[start : start + COLLECTIONS_PER_SEARCH]
-        while pending:
-            page = api.first_page(_search_of_several(api, pending, cursors, page_size))
-            seen = {str(item.get("collection")) for item in page.entries if isinstance(item, dict)}
-            found |= seen
-            if page.last or not seen & {collection for collection, _, _ in pending}:
-                break
-            pending = [window for window in pending if window[0] not in seen]
-    return [window for window in windows if window[0] in found]
+    pending = windows
+    while pending:
+        page = api.first_page(_search_of_several(api, pending, cursors, page_size))
+        seen = {str(item.get("collection")) for item in page.entries if isinstance(item, dict)}
+        found |= seen
+        if page.last or not seen & {collection for collection, _, _ in pending}:
+            break
+        pending = [window for window in pending if window[0] not in seen]
+    yield found
 
 
 def _search_of_several(
