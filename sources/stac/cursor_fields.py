@@ -67,13 +67,21 @@ class CursorField:
             raise MalformedItem(f"properties.{self.name} is null, and its collection is loaded by `{self.name}`")
         return value
 
-    def search_parameters(self, window: Window) -> dict[str, Any]:
+    def search_parameters(self, window: Window, loaded_at_start: frozenset[str] = frozenset()) -> dict[str, Any]:
         """The search parameters that ask for `window`'s items; those of a field other than `datetime` also ask
-        for its order (`datetime` is the API layer's default order where the API sorts)."""
+        for its order (`datetime` is the API layer's default order where the API sorts).
+
+        `loaded_at_start` (for an API with the Filter extension) are the ids at exactly the window's start that
+        were loaded before: a CQL2 condition leaves them out, so that a run does not read them again (a
+        collection whose 20,000 items share one `datetime` was otherwise read whole on every run).
+        """
+        excluded = [_not_loaded(self.name, window.start, loaded_at_start)] if loaded_at_start and window.start else []
         if self.name == DATETIME_NAME:
-            return {"datetime": window.as_search_datetime()}
+            found = {"datetime": window.as_search_datetime()}
+            return {**found, "filter": excluded[0], "filter_lang": "cql2-json"} if excluded else found
         acquired = {"datetime": f"{rfc3339(self.since)}/.."} if self.since else {}
-        return {"filter": self._filter(window), "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
+        condition = {"op": "and", "args": [self._filter(window), *excluded]} if excluded else self._filter(window)
+        return {"filter": condition, "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
 
     def window_condition(self, window: Window) -> dict[str, Any]:
         """A CQL2 JSON condition that every item of `window` meets, for a search of several collections at once.
@@ -102,6 +110,16 @@ def _within(at_or_after_start: str, at_or_before_end: str, window: Window, end_e
     if not comparisons:
         return {"op": "not", "args": [_is_null(at_or_after_start)]}
     return comparisons[0] if len(comparisons) == 1 else {"op": "and", "args": comparisons}
+
+
+def _not_loaded(name: str, start: datetime, loaded: frozenset[str]) -> dict[str, Any]:
+    """That an item is not one of those `loaded` at exactly `start` (`name` its cursor value; pgstac compares a
+    range item's `datetime` as its `start_datetime`, as the cursor does)."""
+    at_start = _compare("=", name, start)
+    return {
+        "op": "not",
+        "args": [{"op": "and", "args": [at_start, {"op": "in", "args": [{"property": "id"}, sorted(loaded)]}]}],
+    }
 
 
 def _compare(op: str, name: str, value: datetime) -> dict[str, Any]:

@@ -286,12 +286,19 @@ def items_reading(
                 collection,
                 cursor_field,
                 part,
-                collection_search(api, collection, cursor_field, part.window_filter().window, page_size),
+                _part_search(api, collection, cursor_field, part, page_size),
                 sorted_,
             )
             for part in parts
         ]
     return Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape)
+
+
+def _part_search(api: StacApi, collection: str, field: CursorField, part: Part, page_size: int) -> ItemSearch:
+    """The search for what is left of `part`: its window from where it was read to, without the items loaded at
+    exactly that point."""
+    left = part.window_filter()
+    return collection_search(api, collection, field, left.window, page_size, loaded_at_start=left.loaded_at_start)
 
 
 def _cursor_fields(

@@ -28,10 +28,18 @@ from .windows import Cursor, Window, loaded_at_start
 
 
 def collection_search(
-    api: StacApi, collection: str, field: CursorField, window: Window, limit: int, descending: bool = False
+    api: StacApi,
+    collection: str,
+    field: CursorField,
+    window: Window,
+    limit: int,
+    descending: bool = False,
+    loaded_at_start: frozenset[str] = frozenset(),
 ) -> ItemSearch:
-    """The search for `window`'s items of `collection`, in `field`'s order (or its reverse)."""
-    parameters = field.search_parameters(window)
+    """The search for `window`'s items of `collection`, in `field`'s order (or its reverse); where the API
+    filters, without the items `loaded_at_start` (the ids at exactly the window's start loaded before)."""
+    excluded = loaded_at_start if api.conforms_to(ConformanceClasses.FILTER) else frozenset()
+    parameters = field.search_parameters(window, excluded)
     if descending:
         parameters["sortby"] = field.descending
     return api.search(collections=[collection], limit=limit, **parameters)
