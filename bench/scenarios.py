@@ -56,10 +56,8 @@ def shape_of(key: str) -> Shape:
 
 
 def renamed(collection: dict[str, Any], collection_id: str) -> dict[str, Any]:
-    renamed = copy.deepcopy(collection)
-    renamed["id"] = collection_id
-    renamed["links"] = []
-    return renamed
+    """A copy of `collection` with another id, and no links (they name the original)."""
+    return {**copy.deepcopy(collection), "id": collection_id, "links": []}
 
 
 def items_of(shape: Shape, collection_id: str, samples: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
