@@ -30,6 +30,7 @@ from tests.stac_helpers import (
     column_types,
     create_collection,
     image_hrefs,
+    items_read,
     items_state,
     loaded_ids,
     query,
@@ -183,6 +184,42 @@ def test_range_items_without_datetime_load_and_move_their_cursor(
     assert items_state(duckdb_pipeline)["io-lulc-annual-v02"]["value"] == latest_start
     duckdb_pipeline.run(stac(url=pgstac_server.url, collections=range_collections))
     assert rows_loaded(duckdb_pipeline) == 0
+
+
+def as_range(item: dict[str, Any], item_id: str, start: str, end: str) -> dict[str, Any]:
+    """A copy of `item` with a new id that spans `start`..`end` and has no `datetime`."""
+    copied = copy.deepcopy(item)
+    copied["id"] = item_id
+    copied["properties"].update(datetime=None, start_datetime=start, end_datetime=end)
+    return copied
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_range_item_that_reaches_past_the_cursor_is_not_read_again(
+    concurrency: int, pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = next(iter(sample_catalog.files_of("naip").items()))
+    collection_id = new_collection(pgstac_server, sample_catalog, "naip")
+    year = as_range(naip, "year-2021", "2021-01-01T00:00:00Z", "2021-12-31T23:59:59Z")
+    day = as_range(naip, "day-2021-06-01", "2021-06-01T00:00:00Z", "2021-06-01T23:59:59Z")
+    add_items(pgstac_server.url, collection_id, [year, day])
+
+    def run() -> None:
+        duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id], concurrency=concurrency))
+
+    run()
+    assert (rows_loaded(duckdb_pipeline), items_read(duckdb_pipeline)) == (2, 2)
+    assert items_state(duckdb_pipeline)[collection_id] == {"value": "2021-06-01T00:00:00Z", "ids": [day["id"]]}
+
+    run()  # the year reaches past the cursor, but starts before it
+    assert (rows_loaded(duckdb_pipeline), items_read(duckdb_pipeline)) == (0, 0)
+
+    later = as_range(naip, "month-2021-09", "2021-09-01T00:00:00Z", "2021-09-30T23:59:59Z")
+    add_items(pgstac_server.url, collection_id, [later])
+    run()
+    assert (rows_loaded(duckdb_pipeline), items_read(duckdb_pipeline)) == (1, 1)
+    assert loaded_ids(duckdb_pipeline) == {collection_id: {year["id"], day["id"], later["id"]}}
+    assert items_state(duckdb_pipeline)[collection_id] == {"value": "2021-09-01T00:00:00Z", "ids": [later["id"]]}
 
 
 def test_each_collection_has_its_own_cursor(
