@@ -116,16 +116,18 @@ def test_a_run_with_nothing_new_reads_one_page_where_all_items_share_one_datetim
 def test_collections_without_updated_on_every_item_load_by_datetime(
     pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
 ) -> None:
-    naip = list(sample_catalog.files_of("naip").items())[:10]
-    partly = with_updated(naip[:6]) + naip[6:]
+    naip = list(sample_catalog.files_of("naip").items())[:20]
+    partly = with_updated(naip[:6]) + naip[6:10]
     collection_id = collection_of(pgstac_server, sample_catalog, "naip", partly)
+    every_item = collection_of(pgstac_server, sample_catalog, "naip", with_updated(naip[10:]))
 
-    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id, "joplin"]))
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id, "joplin", every_item]))
 
-    assert rows_loaded(duckdb_pipeline) == 40
-    assert {key: "field" in checkpoint for key, checkpoint in items_state(duckdb_pipeline).items()} == {
-        collection_id: False,
-        "joplin": False,
+    assert rows_loaded(duckdb_pipeline) == 50
+    assert {key: checkpoint.get("field") for key, checkpoint in items_state(duckdb_pipeline).items()} == {
+        collection_id: None,
+        "joplin": None,
+        every_item: "updated",
     }
 
 
@@ -166,6 +168,7 @@ def test_a_run_over_many_collections_asks_about_them_together(
     with FaultProxy(pgstac_server.url, faults) as proxy:
         duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
         assert rows_loaded(duckdb_pipeline) == 90
+        first_load = [request for request in faults.requests if request == ("POST", "/search")]
 
         faults.requests.clear()
         duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
@@ -179,5 +182,8 @@ def test_a_run_over_many_collections_asks_about_them_together(
 
     assert rows_loaded(duckdb_pipeline) == 1
     assert loaded_ids(duckdb_pipeline)[f"{prefix}27"] == {item["id"] for item in naip[81:84]} | {late["id"]}
+    # searches of 25 and 5 collections ask which lack `updated`, then which hold items and how many: 3 each, a
+    # page's worth, so no collection is probed for cuts; then a page per collection
+    assert len(first_load) == 2 + 2 + 30
     assert len(nothing_new) == 2, "one search asks about 25 collections, another about the other 5"
-    assert len(one_new) == 2 + 2, "then the collection with something new: its probe, and its page"
+    assert len(one_new) == 2 + 1, "then the page of the collection with something new, counted: no probe"

@@ -26,6 +26,7 @@ from dlt.common import logger
 from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
+from .collection_groups import Conditions, groups_of, items_matched
 from .errors import MalformedItem, StacSourceError
 from .paging import read_concurrently
 from .rows import item_cursor
@@ -162,31 +163,34 @@ def api_filters_on_updated(api: StacApi) -> bool:
 
 
 def chosen_fields(
-    api: StacApi, collections: list[str], since: datetime | None, concurrency: int
+    api: StacApi, collections: list[str], since: datetime | None, page_size: int, concurrency: int
 ) -> dict[str, CursorField]:
     """The field of each collection loaded for the first time: `updated` where the API filters on it and no item
-    of the collection lacks `updated`; else `datetime`. One `limit=1` probe per collection, `concurrency` at once.
+    of the collection lacks `updated`; else `datetime`. A search per `COLLECTIONS_PER_SEARCH` collections finds
+    those with an item that lacks it, `concurrency` at once.
 
     An empty collection gets `updated` too, but keeps no checkpoint until something loads: the choice is made
     again at its next run.
     """
     if not collections or not api_filters_on_updated(api):
         return dict.fromkeys(collections, DATETIME)
-    probes = [_lacks_updated(api, collection) for collection in collections]
-    lacking = dict(read_concurrently(probes, concurrency))
+    lacking_updated = dict.fromkeys(collections, _is_null(UPDATED_NAME))
+    searches = [_lacking_updated(api, group, page_size) for group in groups_of(lacking_updated)]
+    lacking = {collection for _, found in read_concurrently(searches, concurrency) for collection in found}
     return {
-        collection: DATETIME if lacking[index] else CursorField(UPDATED_NAME, since)
-        for index, collection in enumerate(collections)
+        collection: DATETIME if collection in lacking else CursorField(UPDATED_NAME, since)
+        for collection in collections
     }
 
 
-def _lacks_updated(api: StacApi, collection: str) -> Iterator[bool]:
-    """Yields once whether an item of the collection has no `updated`, or the API could not tell."""
+def _lacking_updated(api: StacApi, conditions: Conditions, page_size: int) -> Iterator[set[str]]:
+    """Yields once the collections of `conditions` with an item that lacks `updated`: all of them where the API
+    could not tell."""
     try:
-        page = api.first_page(api.search(collections=[collection], filter=_is_null(UPDATED_NAME), limit=1))
+        matched = next(items_matched(api, conditions, page_size))
     except StacSourceError as error:
-        logger.warning(f"{collection} loads by `datetime`: the API could not tell which of its items lack `updated` "
-                       f"({error})")  # fmt: skip
-        yield True
+        logger.warning(f"{', '.join(conditions)} load by `datetime`: the API could not tell which of their items "
+                       f"lack `updated` ({error})")  # fmt: skip
+        yield set(conditions)
         return
-    yield bool(page.entries)
+    yield set(matched)

@@ -267,11 +267,11 @@ def items_reading(
     """The reading of the `items` resource: per collection, the parts an interrupted run left, then its new
     window cut into parts by the probes, over the collection's cursor field (chosen at its first load)."""
     checkpoints = saved_checkpoints(state, collections)
-    fields = _cursor_fields(api, checkpoints, settings, concurrency)
+    fields = _cursor_fields(api, checkpoints, settings, page_size, concurrency)
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
     planned = [(collection, fields[collection], window) for collection, window in windows.items()]
-    planned = windows_with_items(api, planned, cursors, page_size, concurrency)
-    cut = cut_windows(api, planned, page_size, concurrency)
+    planned, counted = windows_with_items(api, planned, cursors, page_size, concurrency)
+    cut = cut_windows(api, planned, page_size, concurrency, counted)
     cuts = dict(zip([collection for collection, _, _ in planned], cut, strict=True))
     sorted_ = api.conforms_to(ConformanceClasses.SORT)
     reads = []
@@ -302,7 +302,7 @@ def _part_search(api: StacApi, collection: str, field: CursorField, part: Part, 
 
 
 def _cursor_fields(
-    api: StacApi, checkpoints: dict[str, Checkpoint], settings: WindowSettings, concurrency: int
+    api: StacApi, checkpoints: dict[str, Checkpoint], settings: WindowSettings, page_size: int, concurrency: int
 ) -> dict[str, CursorField]:
     """What each collection's cursor follows: what its checkpoint says, or for a first load what the API and the
     collection's items allow. A backfill's window is one of acquisition time: it reads by `datetime`."""
@@ -310,7 +310,7 @@ def _cursor_fields(
         return dict.fromkeys(checkpoints, DATETIME)
     fields = {key: saved_field(checkpoint.cursor_field, settings.since) for key, checkpoint in checkpoints.items()}
     new = [key for key, checkpoint in checkpoints.items() if checkpoint.is_new]
-    return {**fields, **chosen_fields(api, new, settings.since, concurrency)}
+    return {**fields, **chosen_fields(api, new, settings.since, page_size, concurrency)}
 
 
 def search_reading(api: StacApi, search: NamedSearch, state: dict[str, Any], settings: WindowSettings) -> Reading:

@@ -2,7 +2,8 @@
 
 Two probes with `limit=1` find where the window's items begin and end and how many there are
 (`numberMatched`); the cut points divide that span evenly, and a window the probe finds empty is not
-searched. Probes need the Sort extension; without it, or with `concurrency` 1, each window is one part. The
+searched; a window whose items the many-collection search counted to a page or less is neither probed nor
+cut. Probes need the Sort extension; without it, or with `concurrency` 1, each window is one part. The
 probes only place the cuts: the parts always cover the whole window, and each item is admitted by exactly
 the part that holds its cursor value (`datetime`, else `start_datetime`; or `updated`, see `cursor_fields.py`).
 A range item that spans a cut is found by the part that holds its `start_datetime`: by a filter on it where the
@@ -20,6 +21,7 @@ from pystac_client import ItemSearch
 from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
+from .collection_groups import groups_of, items_matched
 from .cursor_fields import CursorField
 from .errors import MalformedItem
 from .paging import Page, read_concurrently
@@ -45,96 +47,73 @@ def collection_search(
     return api.search(collections=[collection], limit=limit, **parameters)
 
 
-COLLECTIONS_PER_SEARCH = 25
-"""Collections whose windows one search asks about. pgstac's time per search grows faster than the number of
-collections in it (1,000 collections with nothing new, measured: 100 a search 290 ms, 25 a search 37 ms, all
-1,000 in one search over 7 minutes and 16 GB of server memory)."""
-
-
 def windows_with_items(
     api: StacApi,
     windows: list[tuple[str, CursorField, Window]],
     cursors: dict[str, Cursor],
     page_size: int,
     concurrency: int,
-) -> list[tuple[str, CursorField, Window]]:
-    """The windows that hold at least one item not loaded yet, found with a search per `COLLECTIONS_PER_SEARCH`
-    collections (each collection's window as a CQL2 condition, less the items at its start that were loaded
-    before, OR-ed), `concurrency` at once, instead of a probe per collection, so that a run over many collections
-    costs what changed. Without the Filter extension, or for one window, all of them.
+) -> tuple[list[tuple[str, CursorField, Window]], dict[str, int | None]]:
+    """The windows that hold at least one item not loaded yet, and how many items each holds where the search
+    saw them all (else None). Found with a search per `COLLECTIONS_PER_SEARCH` collections (each collection's
+    window as a CQL2 condition, less the items at its start that were loaded before), `concurrency` at once,
+    instead of probes per collection, so that a run over many collections costs what changed. Without the
+    Filter extension, or for one window, all of them, uncounted.
     """
     if len(windows) < 2 or not api.conforms_to(ConformanceClasses.FILTER):
-        return windows
-    groups = [
-        windows[start : start + COLLECTIONS_PER_SEARCH] for start in range(0, len(windows), COLLECTIONS_PER_SEARCH)
-    ]
-    searches = [_collections_with_items(api, group, cursors, page_size) for group in groups]
-    found = {collection for _, collections in read_concurrently(searches, concurrency) for collection in collections}
-    return [window for window in windows if window[0] in found]
-
-
-def _collections_with_items(
-    api: StacApi, windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor], page_size: int
-) -> Iterator[set[str]]:
-    """Yields once the collections of `windows` that hold an item not loaded yet.
-
-    A search that fills its page may hide collections behind the first ones: it is asked again without the
-    collections it found, until a page comes back with no page after it.
-    """
-    found: set[str] = set()
-    pending = windows
-    while pending:
-        page = api.first_page(_search_of_several(api, pending, cursors, page_size))
-        seen = {str(item.get("collection")) for item in page.entries if isinstance(item, dict)}
-        found |= seen
-        if page.last or not seen & {collection for collection, _, _ in pending}:
-            break
-        pending = [window for window in pending if window[0] not in seen]
-    yield found
-
-
-def _search_of_several(
-    api: StacApi, windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor], limit: int
-) -> ItemSearch:
-    conditions = [
-        _not_loaded_in(collection, field.window_condition(window), loaded_at_start(window, cursors[collection]))
+        return windows, {}
+    conditions = {
+        collection: _not_loaded_in(field.window_condition(window), loaded_at_start(window, cursors[collection]))
         for collection, field, window in windows
-    ]
-    fields = {"fields": ["id", "collection"]} if api.conforms_to(ConformanceClasses.FIELDS) else {}
-    return api.search(
-        collections=[collection for collection, _, _ in windows],
-        filter={"op": "or", "args": conditions},
-        limit=limit,
-        **fields,
-    )
+    }
+    searches = [items_matched(api, group, page_size) for group in groups_of(conditions)]
+    matched = {
+        collection: count
+        for _, found in read_concurrently(searches, concurrency)
+        for collection, count in found.items()
+    }
+    return [window for window in windows if window[0] in matched], matched
 
 
 EXCLUDED_IDS_AT_MOST = 100
 """Ids loaded at a window's start that a condition leaves out one by one; a window with more keeps them in."""
 
 
-def _not_loaded_in(collection: str, window: dict[str, Any], loaded: set[str]) -> dict[str, Any]:
-    """The condition that an item is one of `collection`'s in its window, and not among the `loaded` ones."""
-    conditions = [{"op": "=", "args": [{"property": "collection"}, collection]}, window]
-    if loaded and len(loaded) <= EXCLUDED_IDS_AT_MOST:
-        same_ids = [{"op": "=", "args": [{"property": "id"}, item_id]} for item_id in sorted(loaded)]
-        conditions.append({"op": "not", "args": [{"op": "or", "args": same_ids} if len(same_ids) > 1 else same_ids[0]]})
-    return {"op": "and", "args": conditions}
+def _not_loaded_in(window: dict[str, Any], loaded: set[str]) -> dict[str, Any]:
+    """The condition that an item is in its window, and not among the `loaded` ones."""
+    if not loaded or len(loaded) > EXCLUDED_IDS_AT_MOST:
+        return window
+    same_ids = [{"op": "=", "args": [{"property": "id"}, item_id]} for item_id in sorted(loaded)]
+    not_loaded = {"op": "not", "args": [{"op": "or", "args": same_ids} if len(same_ids) > 1 else same_ids[0]]}
+    return {"op": "and", "args": [window, not_loaded]}
 
 
 def cut_windows(
-    api: StacApi, windows: list[tuple[str, CursorField, Window]], page_size: int, concurrency: int
+    api: StacApi,
+    windows: list[tuple[str, CursorField, Window]],
+    page_size: int,
+    concurrency: int,
+    counted: dict[str, int | None] | None = None,
 ) -> list[list[Window]]:
     """Each `(collection, field, window)` cut into the parts that its searches read (none for an empty window);
-    the probes run `concurrency` at once."""
+    the probes run `concurrency` at once. A window whose items were `counted` to a page or less is one part,
+    with no probes."""
     if concurrency <= 1 or not api.conforms_to(ConformanceClasses.SORT):
         return [[window] for _, _, window in windows]
+    counted = counted or {}
+    to_probe = [
+        index for index, (collection, _, _) in enumerate(windows) if not _one_page(counted.get(collection), page_size)
+    ]
     probed = [
         _probed(api, field, window, *_probes_of(api, collection, field, window), page_size, concurrency)
-        for collection, field, window in windows
+        for collection, field, window in (windows[index] for index in to_probe)
     ]
-    cuts = dict(read_concurrently(probed, concurrency))
-    return [_parts_of(window, cuts[index]) for index, (_, _, window) in enumerate(windows)]
+    cuts = {to_probe[position]: points for position, points in read_concurrently(probed, concurrency)}
+    return [_parts_of(window, cuts.get(index, [])) for index, (_, _, window) in enumerate(windows)]
+
+
+def _one_page(items: int | None, page_size: int) -> bool:
+    return items is not None and items <= page_size
 
 
 def _parts_of(window: Window, cut_points: list[datetime] | None) -> list[Window]:

@@ -1,0 +1,65 @@
+"""Asking the API about many collections at once: one search per `COLLECTIONS_PER_SEARCH` collections, each
+collection with a CQL2 condition of its own (OR-ed), so that a run over 1,000 collections costs a few dozen
+requests, not a few per collection. Needs the Filter extension; with Fields, the pages carry ids alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from pystac_client import ItemSearch
+from pystac_client.conformance import ConformanceClasses
+
+from .api import StacApi
+
+COLLECTIONS_PER_SEARCH = 25
+"""Collections one search asks about. pgstac's time per search grows faster than the number of collections in
+it (1,000 collections with nothing new, measured: 100 a search 290 ms, 25 a search 37 ms, all 1,000 in one
+search over 7 minutes and 16 GB of server memory)."""
+
+Conditions = dict[str, dict[str, Any]]
+"""A CQL2 JSON condition per collection id."""
+
+
+def groups_of(conditions: Conditions) -> list[Conditions]:
+    """`conditions` in groups of `COLLECTIONS_PER_SEARCH` collections, a search's worth each."""
+    collections = list(conditions)
+    return [
+        {collection: conditions[collection] for collection in collections[start : start + COLLECTIONS_PER_SEARCH]}
+        for start in range(0, len(collections), COLLECTIONS_PER_SEARCH)
+    ]
+
+
+def items_matched(api: StacApi, conditions: Conditions, page_size: int) -> Iterator[dict[str, int | None]]:
+    """Yields once, for each collection that holds an item meeting its condition, how many do: exact where the
+    last page of the search holds them all, else None (at least one).
+
+    A search that fills its page may hide collections behind the first ones: it is asked again without the
+    collections it found, until a page comes back with no page after it.
+    """
+    matched: dict[str, int | None] = {}
+    pending = conditions
+    while pending:
+        page = api.first_page(_search_of_several(api, pending, page_size))
+        seen = Counter(str(item.get("collection")) for item in page.entries if isinstance(item, dict))
+        found = {collection: count for collection, count in seen.items() if collection in pending}
+        matched.update({collection: count if page.last else None for collection, count in found.items()})
+        if page.last or not found:
+            break
+        pending = {collection: condition for collection, condition in pending.items() if collection not in found}
+    yield matched
+
+
+def _search_of_several(api: StacApi, conditions: Conditions, limit: int) -> ItemSearch:
+    of_each = [
+        {"op": "and", "args": [{"op": "=", "args": [{"property": "collection"}, collection]}, condition]}
+        for collection, condition in conditions.items()
+    ]
+    fields = {"fields": ["id", "collection"]} if api.conforms_to(ConformanceClasses.FIELDS) else {}
+    return api.search(
+        collections=list(conditions),
+        filter={"op": "or", "args": of_each} if len(of_each) > 1 else of_each[0],
+        limit=limit,
+        **fields,
+    )
