@@ -52,16 +52,6 @@ def rows_loaded(pipeline: dlt.Pipeline, table: str = "items") -> int:
     return int(pipeline.last_trace.last_normalize_info.row_counts.get(table, 0))
 
 
-def items_read(pipeline: dlt.Pipeline) -> int:
-    """The items that the last run's searches read from the API (its resources' `items_read` metric)."""
-    extracted = pipeline.last_trace.last_extract_info
-    return sum(
-        resource.custom_metrics.get("items_read", 0)
-        for package in extracted.metrics.values()
-        for resource in package[0]["resource_metrics"].values()
-    )
-
-
 def resource_state(pipeline: dlt.Pipeline, resource: str = "items") -> dict[str, Any]:
     """The resource's state as the pipeline keeps it; empty before anything was committed."""
     resources = pipeline.state.get("sources", {}).get("stac", {}).get("resources", {})

@@ -7,17 +7,14 @@ last one, whatever the items' acquisition time. Late arrivals and edits then rea
 or items that share one `datetime` are not read again on every run. Which field a collection uses is chosen
 at its first load and kept in its checkpoint.
 
-A window over `datetime` is asked for with a CQL2 filter on the cursor value where the API filters (an instant's
-`datetime`, or a range item's `start_datetime`, inside the window), else with STAC's `datetime` parameter, which
-also matches every range item whose interval merely overlaps the window: those are read again, and left out by
-`WindowFilter`. A window over `updated` is asked for with a CQL2 filter, and `since` (which bounds the
-acquisition time) then goes into the `datetime` parameter.
+A window over `datetime` is asked for with STAC's `datetime` parameter; one over `updated` with a CQL2 filter,
+and `since` (which bounds the acquisition time) then goes into the `datetime` parameter.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,47 +68,38 @@ class CursorField:
             raise MalformedItem(f"properties.{self.name} is null, and its collection is loaded by `{self.name}`")
         return value
 
-    def search_parameters(
-        self, window: Window, filters: bool, loaded_at_start: frozenset[str] = frozenset()
-    ) -> dict[str, Any]:
-        """The search parameters that ask for `window`'s items, as a CQL2 filter where the API `filters`; those of
-        a field other than `datetime` also ask for its order (`datetime` is the API layer's default order where
-        the API sorts).
+    def search_parameters(self, window: Window, loaded_at_start: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The search parameters that ask for `window`'s items; those of a field other than `datetime` also ask
+        for its order (`datetime` is the API layer's default order where the API sorts).
 
         `loaded_at_start` (for an API with the Filter extension) are the ids at exactly the window's start that
         were loaded before: a CQL2 condition leaves them out, so that a run does not read them again (a
         collection whose 20,000 items share one `datetime` was otherwise read whole on every run), unless they
         are too many for a request body; `WindowFilter` then leaves them out after reading.
         """
-        if self.name == DATETIME_NAME and not filters:
-            return {"datetime": window.as_search_datetime()}
-        conditions = [] if window.start is None and window.end is None else [self.window_condition(window)]
-        if loaded_at_start and window.start is not None and _fit_in_a_body(loaded_at_start):
-            conditions.append(self._not_loaded(window.start, loaded_at_start))
-        found = {} if not conditions else {"filter": _all_of(conditions), "filter_lang": "cql2-json"}
+        excluded = (
+            [_not_loaded(self.name, window.start, loaded_at_start)]
+            if loaded_at_start and window.start and _fit_in_a_body(loaded_at_start)
+            else []
+        )
         if self.name == DATETIME_NAME:
-            return found
+            found = {"datetime": window.as_search_datetime()}
+            return {**found, "filter": excluded[0], "filter_lang": "cql2-json"} if excluded else found
         acquired = {"datetime": f"{rfc3339(self.since)}/.."} if self.since else {}
-        return {**found, "sortby": self.ascending, **acquired}
+        condition = {"op": "and", "args": [self._filter(window), *excluded]} if excluded else self._filter(window)
+        return {"filter": condition, "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
 
     def window_condition(self, window: Window) -> dict[str, Any]:
-        """A CQL2 JSON condition that the items of `window` meet, and no other: their cursor value inside it."""
-        return self._on_cursor(lambda name: _within(name, window))
-
-    def _not_loaded(self, start: datetime, loaded: frozenset[str]) -> dict[str, Any]:
-        """That an item is not one of those `loaded` at exactly `start`."""
-        at_start = self._on_cursor(lambda name: _compare("=", name, start))
-        loaded_ids = {"op": "in", "args": [{"property": "id"}, sorted(loaded)]}
-        return {"op": "not", "args": [{"op": "and", "args": [at_start, loaded_ids]}]}
-
-    def _on_cursor(self, condition: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-        """`condition` on the item's cursor value. For `datetime` that is an instant's `datetime`, or a range
-        item's `start_datetime` where its `datetime` is null (pgstac's `datetime` is never null: it holds the
-        `start_datetime` of a range item, and pgstac compares `start_datetime` as that column too)."""
+        """A CQL2 JSON condition that every item of `window` meets, for a search of several collections at once.
+        For `datetime` it is the overlap that STAC's `datetime` parameter asks for: an instant inside the window,
+        or a range (`start_datetime`..`end_datetime`) that reaches into it."""
         if self.name != DATETIME_NAME:
-            return condition(self.name)
-        range_start = {"op": "and", "args": [_is_null(DATETIME_NAME), condition("start_datetime")]}
-        return {"op": "or", "args": [condition(DATETIME_NAME), range_start]}
+            return self._filter(window)
+        instant = _within("datetime", "datetime", window, end_excluded=False)
+        return {"op": "or", "args": [instant, _within("end_datetime", "start_datetime", window, end_excluded=False)]}
+
+    def _filter(self, window: Window) -> dict[str, Any]:
+        return _within(self.name, self.name, window, window.end_excluded)
 
 
 DATETIME = CursorField(DATETIME_NAME)
@@ -125,19 +113,27 @@ def _fit_in_a_body(ids: frozenset[str]) -> bool:
     return sum(len(item_id) + 4 for item_id in ids) <= EXCLUDED_IDS_BYTES_AT_MOST
 
 
-def _within(name: str, window: Window) -> dict[str, Any]:
-    """`name >= window.start AND name <= window.end` (or `<` where the end is excluded), the open ends left out;
-    with both open, that `name` is set."""
+def _within(at_or_after_start: str, at_or_before_end: str, window: Window, end_excluded: bool) -> dict[str, Any]:
+    """`at_or_after_start >= window.start AND at_or_before_end <= window.end` (or `<` where the end is excluded), the
+    open ends left out; with both open, that `at_or_after_start` is set."""
     comparisons = []
     if window.start is not None:
-        comparisons.append(_compare(">=", name, window.start))
+        comparisons.append(_compare(">=", at_or_after_start, window.start))
     if window.end is not None:
-        comparisons.append(_compare("<" if window.end_excluded else "<=", name, window.end))
-    return _all_of(comparisons) if comparisons else {"op": "not", "args": [_is_null(name)]}
+        comparisons.append(_compare("<" if end_excluded else "<=", at_or_before_end, window.end))
+    if not comparisons:
+        return {"op": "not", "args": [_is_null(at_or_after_start)]}
+    return comparisons[0] if len(comparisons) == 1 else {"op": "and", "args": comparisons}
 
 
-def _all_of(conditions: list[dict[str, Any]]) -> dict[str, Any]:
-    return conditions[0] if len(conditions) == 1 else {"op": "and", "args": conditions}
+def _not_loaded(name: str, start: datetime, loaded: frozenset[str]) -> dict[str, Any]:
+    """That an item is not one of those `loaded` at exactly `start` (`name` its cursor value; pgstac compares a
+    range item's `datetime` as its `start_datetime`, as the cursor does)."""
+    at_start = _compare("=", name, start)
+    return {
+        "op": "not",
+        "args": [{"op": "and", "args": [at_start, {"op": "in", "args": [{"property": "id"}, sorted(loaded)]}]}],
+    }
 
 
 def _compare(op: str, name: str, value: datetime) -> dict[str, Any]:

@@ -6,8 +6,8 @@ searched; a window whose items the many-collection search counted to a page or l
 cut. Probes need the Sort extension; without it, or with `concurrency` 1, each window is one part. The
 probes only place the cuts: the parts always cover the whole window, and each item is admitted by exactly
 the part that holds its cursor value (`datetime`, else `start_datetime`; or `updated`, see `cursor_fields.py`).
-A range item that spans a cut is found by the part that holds its `start_datetime`: by a filter on it where the
-API filters, else because STAC's `datetime` parameter matches every item whose interval overlaps the one asked for.
+A range item that spans a cut is found by the earlier part because STAC's `datetime` parameter matches every
+item whose interval overlaps the one asked for.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def collection_search(
 ) -> ItemSearch:
     """The search for `window`'s items of `collection`, in `field`'s order (or its reverse); where the API
     filters, without the items `loaded_at_start` (the ids at exactly the window's start loaded before)."""
-    filters = api.conforms_to(ConformanceClasses.FILTER)
-    parameters = field.search_parameters(window, filters, loaded_at_start if filters else frozenset())
+    excluded = loaded_at_start if api.conforms_to(ConformanceClasses.FILTER) else frozenset()
+    parameters = field.search_parameters(window, excluded)
     if descending:
         parameters["sortby"] = field.descending
     return api.search(collections=[collection], limit=limit, **parameters)
