@@ -169,6 +169,13 @@ def test_a_run_over_many_collections_asks_about_them_together(
         duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
         assert rows_loaded(duckdb_pipeline) == 90
         first_load = [request for request in faults.requests if request == ("POST", "/search")]
+        collections = {f"{prefix}{number:02d}": naip[3 * number : 3 * number + 3] for number in range(30)}
+        assert loaded_ids(duckdb_pipeline) == {
+            key: {item["id"] for item in items} for key, items in collections.items()
+        }
+        assert {key: checkpoint["value"] for key, checkpoint in items_state(duckdb_pipeline).items()} == {
+            key: max(item["properties"]["datetime"] for item in items) for key, items in collections.items()
+        }
 
         faults.requests.clear()
         duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
@@ -183,7 +190,7 @@ def test_a_run_over_many_collections_asks_about_them_together(
     assert rows_loaded(duckdb_pipeline) == 1
     assert loaded_ids(duckdb_pipeline)[f"{prefix}27"] == {item["id"] for item in naip[81:84]} | {late["id"]}
     # searches of 25 and 5 collections ask which lack `updated`, then which hold items and how many: 3 each, a
-    # page's worth, so no collection is probed for cuts; then a page per collection
-    assert len(first_load) == 2 + 2 + 30
+    # page's worth, so no collection is probed for cuts, and one search reads each group of them
+    assert len(first_load) == 2 + 2 + 2
     assert len(nothing_new) == 2, "one search asks about 25 collections, another about the other 5"
     assert len(one_new) == 2 + 1, "then the page of the collection with something new, counted: no probe"

@@ -52,14 +52,14 @@ def items_matched(api: StacApi, conditions: Conditions, page_size: int) -> Itera
 
 
 def _search_of_several(api: StacApi, conditions: Conditions, limit: int) -> ItemSearch:
+    fields = {"fields": ["id", "collection"]} if api.conforms_to(ConformanceClasses.FIELDS) else {}
+    return api.search(collections=list(conditions), filter=any_of(conditions), limit=limit, **fields)
+
+
+def any_of(conditions: Conditions) -> dict[str, Any]:
+    """The CQL2 JSON condition that an item is of one of the collections and meets that collection's condition."""
     of_each = [
         {"op": "and", "args": [{"op": "=", "args": [{"property": "collection"}, collection]}, condition]}
         for collection, condition in conditions.items()
     ]
-    fields = {"fields": ["id", "collection"]} if api.conforms_to(ConformanceClasses.FIELDS) else {}
-    return api.search(
-        collections=list(conditions),
-        filter={"op": "or", "args": of_each} if len(of_each) > 1 else of_each[0],
-        limit=limit,
-        **fields,
-    )
+    return {"op": "or", "args": of_each} if len(of_each) > 1 else of_each[0]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,9 +31,10 @@ from .checkpoints import (
 )
 from .cursor_fields import DATETIME, CursorField, chosen_fields, saved_field
 from .extract import AdmittedRow, dlt_items, page_rows
-from .paging import read_concurrently
+from .paging import Page, read_concurrently
+from .rows import rejected_item_row
 from .searches import NamedSearch
-from .streams import collection_search, cut_windows, windows_with_items
+from .streams import bundle_search, bundled, collection_search, cut_windows, windows_with_items
 from .tables import ItemTables
 from .windows import Cursor, Window, WindowFilter, WindowSettings, loaded_at_start, plan_window
 
@@ -93,8 +94,11 @@ class Reading:
         concurrency: int,
         max_items: int | None = None,
         shape: Shape | None = None,
+        bundles: list[list[PartRead]] | None = None,
     ) -> None:
-        self.reads = reads
+        self.streams = [[read] for read in reads] + (bundles or [])
+        """The reads that each search serves: one, or a bundle of small windows of several collections."""
+        self.reads = [read for stream in self.streams for read in stream]
         self.cursors = cursors
         """Each key's cursor, moved over every item handed out; left alone by a backfill."""
         self.cursor_fields = cursor_fields
@@ -109,7 +113,7 @@ class Reading:
         self.shape: Shape = shape or (lambda admitted, rejected: dlt_items(admitted, rejected, self.tables))
         """The page's rows as dlt items: by default each page's new items as an Arrow table for the resource's
         table, its malformed items to `rejected_items`."""
-        self._pages = read_concurrently([api.search_pages(read.search) for read in reads], concurrency)
+        self._pages = read_concurrently([api.search_pages(stream[0].search) for stream in self.streams], concurrency)
 
     @property
     def finished(self) -> bool:
@@ -124,16 +128,22 @@ class Reading:
         rows, size = 0, 0
         self.read_for_package = PagesRead()
         for index, page in self._pages:
-            read = self.reads[index]
+            stream = self.streams[index]
             self.read_for_package.pages += 1
             self.read_for_package.items += len(page.entries)
-            admitted, rejected = page_rows(page, read.window_filter, read.cursor_field.value_of, read.collection)
-            admitted = self._within_max_items(admitted)
-            for row, value in admitted:
-                self._record(read, row["id"], value)
+            admitted, rejected = [], []
+            for read, entries in _entries_of_each(stream, page, rejected):
+                read_page = replace(page, entries=entries)
+                kept, malformed = page_rows(read_page, read.window_filter, read.cursor_field.value_of, read.collection)
+                kept = self._within_max_items(kept)
+                for row, value in kept:
+                    self._record(read, row["id"], value)
+                admitted += kept
+                rejected += malformed
             items, nbytes = self.shape(admitted, rejected)
             yield from items
-            read.finished = page.last
+            for read in stream:
+                read.finished = page.last
             rows, size = rows + len(admitted) + len(rejected), size + nbytes
             if self.max_items is not None and self.taken >= self.max_items:
                 self.stop()
@@ -179,6 +189,24 @@ class Reading:
                 saved[key] = checkpoint
             else:  # nothing loaded yet, and nothing left to read: a window that was empty
                 saved.pop(key, None)
+
+
+def _entries_of_each(
+    stream: list[PartRead], page: Page, rejected: list[dict[str, Any]]
+) -> list[tuple[PartRead, list[Any]]]:
+    """The page's entries of each read that its search serves; a bundle's entries by their collection, and those
+    of a collection it did not ask for into `rejected`."""
+    if len(stream) == 1:
+        return [(stream[0], page.entries)]
+    by_collection: dict[str, list[Any]] = {str(read.collection): [] for read in stream}
+    for entry in page.entries:
+        collection = entry.get("collection") if isinstance(entry, dict) else None
+        if collection in by_collection:
+            by_collection[collection].append(entry)
+        else:
+            reason = f"a search for collections {sorted(by_collection)} returned an item of {collection!r}"
+            rejected.append(rejected_item_row(entry, reason, page.url, None))
+    return [(read, by_collection[str(read.collection)]) for read in stream]
 
 
 class ReadingAcrossPackages:
@@ -265,12 +293,14 @@ def items_reading(
     shape: Shape | None = None,
 ) -> Reading:
     """The reading of the `items` resource: per collection, the parts an interrupted run left, then its new
-    window cut into parts by the probes, over the collection's cursor field (chosen at its first load)."""
+    window cut into parts by the probes, over the collection's cursor field (chosen at its first load). Windows
+    that the many-collection search counted to a page or less are read in bundles, a search for several."""
     checkpoints = saved_checkpoints(state, collections)
     fields = _cursor_fields(api, checkpoints, settings, page_size, concurrency)
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
     planned = [(collection, fields[collection], window) for collection, window in windows.items()]
     planned, counted = windows_with_items(api, planned, cursors, page_size, concurrency)
+    bundles, planned = bundled(planned, counted, page_size)
     cut = cut_windows(api, planned, page_size, concurrency, counted)
     cuts = dict(zip([collection for collection, _, _ in planned], cut, strict=True))
     sorted_ = api.conforms_to(ConformanceClasses.SORT)
@@ -291,7 +321,14 @@ def items_reading(
             )
             for part in parts
         ]
-    return Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape)
+    bundle_reads = [
+        [
+            PartRead(collection, collection, of, _started_at_cursor(window, cursors[collection]), search, sorted_)
+            for collection, of, window in bundle
+        ]
+        for bundle, search in ((bundle, bundle_search(api, bundle, cursors, page_size)) for bundle in bundles)
+    ]
+    return Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads)
 
 
 def _part_search(api: StacApi, collection: str, field: CursorField, part: Part, page_size: int) -> ItemSearch:

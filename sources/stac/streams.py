@@ -21,7 +21,7 @@ from pystac_client import ItemSearch
 from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
-from .collection_groups import groups_of, items_matched
+from .collection_groups import COLLECTIONS_PER_SEARCH, Conditions, any_of, groups_of, items_matched
 from .cursor_fields import CursorField
 from .errors import MalformedItem
 from .paging import Page, read_concurrently
@@ -62,17 +62,56 @@ def windows_with_items(
     """
     if len(windows) < 2 or not api.conforms_to(ConformanceClasses.FILTER):
         return windows, {}
-    conditions = {
-        collection: _not_loaded_in(field.window_condition(window), loaded_at_start(window, cursors[collection]))
-        for collection, field, window in windows
-    }
-    searches = [items_matched(api, group, page_size) for group in groups_of(conditions)]
+    searches = [items_matched(api, group, page_size) for group in groups_of(_conditions_of(windows, cursors))]
     matched = {
         collection: count
         for _, found in read_concurrently(searches, concurrency)
         for collection, count in found.items()
     }
     return [window for window in windows if window[0] in matched], matched
+
+
+def _conditions_of(windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor]) -> Conditions:
+    """Each collection's window as a CQL2 condition, less the items at its start that were loaded before."""
+    return {
+        collection: _not_loaded_in(field.window_condition(window), loaded_at_start(window, cursors[collection]))
+        for collection, field, window in windows
+    }
+
+
+def bundled(
+    windows: list[tuple[str, CursorField, Window]], counted: dict[str, int | None], page_size: int
+) -> tuple[list[list[tuple[str, CursorField, Window]]], list[tuple[str, CursorField, Window]]]:
+    """The windows counted to a page or less, in bundles that one search reads together (one cursor field, their
+    items a page's worth at most, at most `COLLECTIONS_PER_SEARCH` collections); and the other windows. The first
+    load of 1,000 collections of 3 items is then 40 searches, not 1,000."""
+    bundles: list[list[tuple[str, CursorField, Window]]] = []
+    filling: dict[CursorField, tuple[list[tuple[str, CursorField, Window]], int]] = {}
+    """The bundle of each cursor field that is being filled, and the items in it."""
+    others = []
+    for window in windows:
+        count = counted.get(window[0])
+        if count is None or count > page_size:
+            others.append(window)
+            continue
+        bundle, items = filling.get(window[1], ([], 0))
+        if not bundle or items + count > page_size or len(bundle) >= COLLECTIONS_PER_SEARCH:
+            bundle, items = [], 0
+            bundles.append(bundle)
+        bundle.append(window)
+        filling[window[1]] = (bundle, items + count)
+    return [bundle for bundle in bundles if len(bundle) > 1], others + [
+        bundle[0] for bundle in bundles if len(bundle) == 1
+    ]
+
+
+def bundle_search(
+    api: StacApi, windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor], limit: int
+) -> ItemSearch:
+    """The search for the items of a bundle's windows, in their cursor field's order where the API sorts."""
+    conditions = _conditions_of(windows, cursors)
+    order = {"sortby": windows[0][1].ascending} if api.conforms_to(ConformanceClasses.SORT) else {}
+    return api.search(collections=list(conditions), filter=any_of(conditions), limit=limit, **order)
 
 
 EXCLUDED_IDS_AT_MOST = 100
