@@ -28,6 +28,9 @@ from .paging import Page, read_concurrently
 from .rows import item_row
 from .windows import Cursor, Window, loaded_at_start
 
+PlannedWindow = tuple[str, CursorField, Window]
+"""A collection, the field its cursor follows, and the window of it that a run reads."""
+
 
 def collection_search(
     api: StacApi,
@@ -49,11 +52,11 @@ def collection_search(
 
 def windows_with_items(
     api: StacApi,
-    windows: list[tuple[str, CursorField, Window]],
+    windows: list[PlannedWindow],
     cursors: dict[str, Cursor],
     page_size: int,
     concurrency: int,
-) -> tuple[list[tuple[str, CursorField, Window]], dict[str, int | None]]:
+) -> tuple[list[PlannedWindow], dict[str, int | None]]:
     """The windows that hold at least one item not loaded yet, and how many items each holds where the search
     saw them all (else None). Found with a search per `COLLECTIONS_PER_SEARCH` collections (each collection's
     window as a CQL2 condition, less the items at its start that were loaded before), `concurrency` at once,
@@ -71,7 +74,7 @@ def windows_with_items(
     return [window for window in windows if window[0] in matched], matched
 
 
-def _conditions_of(windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor]) -> Conditions:
+def _conditions_of(windows: list[PlannedWindow], cursors: dict[str, Cursor]) -> Conditions:
     """Each collection's window as a CQL2 condition, less the items at its start that were loaded before."""
     return {
         collection: _not_loaded_in(field.window_condition(window), loaded_at_start(window, cursors[collection]))
@@ -80,13 +83,13 @@ def _conditions_of(windows: list[tuple[str, CursorField, Window]], cursors: dict
 
 
 def bundled(
-    windows: list[tuple[str, CursorField, Window]], counted: dict[str, int | None], page_size: int
-) -> tuple[list[list[tuple[str, CursorField, Window]]], list[tuple[str, CursorField, Window]]]:
+    windows: list[PlannedWindow], counted: dict[str, int | None], page_size: int
+) -> tuple[list[list[PlannedWindow]], list[PlannedWindow]]:
     """The windows counted to a page or less, in bundles that one search reads together (one cursor field, their
     items a page's worth at most, at most `COLLECTIONS_PER_SEARCH` collections); and the other windows. The first
     load of 1,000 collections of 3 items is then 40 searches, not 1,000."""
-    bundles: list[list[tuple[str, CursorField, Window]]] = []
-    filling: dict[CursorField, tuple[list[tuple[str, CursorField, Window]], int]] = {}
+    bundles: list[list[PlannedWindow]] = []
+    filling: dict[CursorField, tuple[list[PlannedWindow], int]] = {}
     """The bundle of each cursor field that is being filled, and the items in it."""
     others = []
     for window in windows:
@@ -105,9 +108,7 @@ def bundled(
     ]
 
 
-def bundle_search(
-    api: StacApi, windows: list[tuple[str, CursorField, Window]], cursors: dict[str, Cursor], limit: int
-) -> ItemSearch:
+def bundle_search(api: StacApi, windows: list[PlannedWindow], cursors: dict[str, Cursor], limit: int) -> ItemSearch:
     """The search for the items of a bundle's windows, in their cursor field's order where the API sorts."""
     conditions = _conditions_of(windows, cursors)
     order = {"sortby": windows[0][1].ascending} if api.conforms_to(ConformanceClasses.SORT) else {}
@@ -129,7 +130,7 @@ def _not_loaded_in(window: dict[str, Any], loaded: set[str]) -> dict[str, Any]:
 
 def cut_windows(
     api: StacApi,
-    windows: list[tuple[str, CursorField, Window]],
+    windows: list[PlannedWindow],
     page_size: int,
     concurrency: int,
     counted: dict[str, int | None] | None = None,
