@@ -11,6 +11,7 @@ Runs are incremental on item datetime, per collection; see README.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from typing import Any
 
@@ -149,7 +150,7 @@ def print_summary(pipeline: dlt.Pipeline, report: RunReport) -> None:
     extracted = f"{len(report.packages)} load package{'s' * (len(report.packages) != 1)}"
     also_resumed = f", and {len(report.resumed)} resumed" if report.resumed else ""
     print(f"\nRows loaded this run: {rows_text(rows)} ({extracted}{also_resumed})")
-    if read := report.read():
+    if read := report.read:
         pages = read.get("pages_read", 0)
         print(f"Read from the API: {read.get('items_read', 0)} items in {pages} page{'s' * (pages != 1)}")
     tables = sorted(pipeline.default_schema.data_table_names())
@@ -253,4 +254,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # The objects alive after the imports (dlt's modules: most of the process's) and at the end live until the
+    # exit: frozen, the collector's full passes during the run and its passes at exit leave them out. That takes
+    # 0.4 s off a run with nothing new (1.9 s -> 1.5 s, README's Performance section).
+    gc.freeze()
+    exit_code = main(sys.argv[1:])
+    gc.freeze()
+    sys.exit(exit_code)

@@ -103,6 +103,12 @@ def with_updated(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return copies
 
 
+def replace_collection(api_url: str, collection: dict[str, Any]) -> None:
+    """Updates a collection in place (Transactions PUT)."""
+    response = requests.put(f"{api_url}/collections/{collection['id']}", json=collection, timeout=30)
+    assert response.status_code == 200, response.text
+
+
 def delete_item(api_url: str, collection_id: str, item_id: str) -> None:
     response = requests.delete(f"{api_url}/collections/{collection_id}/items/{item_id}", timeout=30)
     assert response.status_code in (200, 204), response.text

@@ -10,6 +10,7 @@ from typing import Any
 
 import dlt
 import pytest
+import requests
 
 from dlt_stac import stac
 from dlt_stac.api import StacApi
@@ -33,6 +34,7 @@ from tests.stac_helpers import (
     items_state,
     loaded_ids,
     query,
+    replace_collection,
     resource_state,
     rows_loaded,
 )
@@ -152,6 +154,25 @@ def test_second_run_loads_nothing_then_exactly_the_inserted_items(
     }
     assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(53,)]
     assert items_state(duckdb_pipeline)[collection_id] == {"value": "2024-06-03T00:00:00Z", "ids": ["inserted-2"]}
+
+
+def test_a_collection_loads_again_only_when_it_changed(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    edited, kept = (new_collection(pgstac_server, sample_catalog, "joplin") for _ in range(2))
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[edited, kept]))
+    assert rows_loaded(duckdb_pipeline, "collections") == 2
+
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[edited, kept]))
+    assert rows_loaded(duckdb_pipeline, "collections") == 0
+
+    document = requests.get(f"{pgstac_server.url}/collections/{edited}", timeout=30).json()
+    replace_collection(pgstac_server.url, {**document, "description": "edited", "links": []})
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[edited, kept]))
+    assert rows_loaded(duckdb_pipeline, "collections") == 1
+    assert query(duckdb_pipeline, "SELECT id, description FROM {collections} ORDER BY id") == sorted(
+        [(edited, "edited"), (kept, sample_catalog.files_of("joplin").collection()["description"])]
+    )
 
 
 def test_items_sharing_the_cursor_across_page_boundaries_load_once(

@@ -51,7 +51,7 @@ def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServe
 
     second = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin,3dep-lidar-dsm")
     assert second.returncode == 0, second.stderr
-    assert summary_line(second) == "Rows loaded this run: collections 3 (1 load package)"
+    assert summary_line(second) == "Rows loaded this run: no rows (0 load packages)", "the collections did not change"
     assert read_line(second) == "Read from the API: 37 items in 3 pages", "the items at each cursor: 3 + 30 + 4"
 
     refreshed = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip", "--full-refresh")

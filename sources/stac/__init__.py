@@ -20,7 +20,7 @@ from .auth import StacApiCredentials, authorizer_for
 from .extract import REJECTED_ITEMS_TABLE
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
 from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection
-from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row
+from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row, content_hash
 from .searches import NamedSearch, checked_search
 from .settings import at_least_one, positive, window_settings
 from .stac_io import stac_api_io
@@ -138,9 +138,25 @@ def with_merged_table(
 
 @dlt.resource(name="collections", write_disposition="merge", primary_key="id", columns=COLLECTION_COLUMNS)
 def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dict[str, Any]]]:
-    """The selected collections, one row each, merged on `id`."""
+    """The selected collections, one row each, merged on `id`: those new or changed since their last load.
+
+    The resource's state keeps the `content_hash` of each selected collection as served (its links aside, which
+    servers write for each request), committed with the package that loads it; a run where none changed loads
+    no collection row.
+    """
+    state = dlt.current.resource_state()
     wanted = set(selected)
-    yield [collection_row(collection) for collection in api.collections if collection["id"] in wanted]
+    served = {collection["id"]: collection for collection in api.collections if collection["id"] in wanted}
+    loaded: dict[str, str] = state.get("content_hashes", {})
+    hashes = {collection_id: content_hash(collection) for collection_id, collection in served.items()}
+    changed = [
+        collection_row(served[collection_id])
+        for collection_id in hashes
+        if hashes[collection_id] != loaded.get(collection_id)
+    ]
+    state["content_hashes"] = hashes
+    if changed:
+        yield changed
 
 
 @dlt.resource(write_disposition="merge", primary_key=ITEM_KEY, columns=ITEM_COLUMNS)

@@ -115,10 +115,10 @@ def item_row(item: Any) -> dict[str, Any]:
     return row
 
 
-def content_hash(item: dict[str, Any]) -> str:
-    """A digest of the item's content: its JSON as the API wrote it (keys in the API's order), `links` left out.
-    Not for security: a reconcile compares it with the digest of the item's last load."""
-    content = {key: value for key, value in item.items() if key != "links"}
+def content_hash(document: dict[str, Any]) -> str:
+    """A digest of an item's or a collection's content: its JSON as the API wrote it (keys in the API's order),
+    `links` left out. Not for security: it is compared with the digest of the document's last load."""
+    content = {key: value for key, value in document.items() if key != "links"}
     return hashlib.md5(orjson.dumps(content), usedforsecurity=False).hexdigest()
 
 

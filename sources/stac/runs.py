@@ -49,8 +49,6 @@ class PackageRows:
     load_id: str
     rows: dict[str, int]
     """Rows per table, as dlt normalized them."""
-    read: dict[str, int] = field(default_factory=dict)
-    """What its searches read from the API (`pages_read`, `items_read`), from its resources' extract metrics."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,10 @@ class RunReport:
     restored: str | None = None
     """What was wrong with the state on this machine, when the destination's committed state was taken instead."""
     packages: list[PackageRows] = field(default_factory=list)
-    """The packages this run extracted and loaded."""
+    """The packages this run extracted and loaded (an extract that found nothing new makes none)."""
+    read: Counter[str] = field(default_factory=Counter)
+    """Pages and items this run's searches read from the API (`pages_read`, `items_read`), from the resources'
+    extract metrics."""
     cursor_fields: dict[str, str] = field(default_factory=dict)
     """What the cursor of each collection of `items` follows after the run: `datetime` or `updated`."""
     reconciled: dict[str, dict[str, int]] | None = None
@@ -80,13 +81,6 @@ class RunReport:
         total: Counter[str] = Counter()
         for package in self.packages:
             total.update(package.rows)
-        return dict(total)
-
-    def read(self) -> dict[str, int]:
-        """Pages and items the packages this run extracted read from the API."""
-        total: Counter[str] = Counter()
-        for package in self.packages:
-            total.update(package.read)
         return dict(total)
 
 
@@ -109,6 +103,7 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
         info = pipeline.run(selected, **first_package)  # type: ignore[arg-type]
         info.raise_on_failed_jobs()
         packages = rows_of_last_run(pipeline)
+        report.read.update(read_from_api(pipeline.last_trace))
         indexed |= index_merge_keys(pipeline, already=indexed)
         report.packages += packages
         unread = [name for name in source.selected_resources if has_more_to_load(source.resources[name].state)]
@@ -203,11 +198,7 @@ def committed_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
 
 
 def rows_of_last_run(pipeline: dlt.Pipeline) -> list[PackageRows]:
-    read = _read_from_api(pipeline.last_trace)
-    return [
-        PackageRows(load_id, rows, read.get(load_id, {}))
-        for load_id, rows in sorted(_normalized_rows(pipeline.last_trace).items())
-    ]
+    return [PackageRows(load_id, rows) for load_id, rows in sorted(_normalized_rows(pipeline.last_trace).items())]
 
 
 def _tables_of(package: LoadPackageInfo) -> list[str]:
@@ -229,19 +220,15 @@ def _normalized_rows(trace: Any) -> dict[str, dict[str, int]]:
     }
 
 
-def _read_from_api(trace: Any) -> dict[str, dict[str, int]]:
-    """The `pages_read` and `items_read` metrics of each package a trace's extract step made, summed over its
-    resources."""
+def read_from_api(trace: Any) -> Counter[str]:
+    """The `pages_read` and `items_read` metrics of a trace's extract step, summed over its packages and
+    resources (also those of an extract that found nothing to load)."""
     info = trace.last_extract_info if trace is not None else None
-    if info is None:
-        return {}
-    read: dict[str, dict[str, int]] = {}
-    for load_id, metrics in info.metrics.items():
-        total: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for metrics in info.metrics.values() if info is not None else []:
         for resource in metrics[0]["resource_metrics"].values():
             total.update({name: resource.custom_metrics.get(name, 0) for name in ("pages_read", "items_read")})
-        read[load_id] = dict(total)
-    return read
+    return total
 
 
 def _aborted_packages(pipeline: dlt.Pipeline) -> list[str]:

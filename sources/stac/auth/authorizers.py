@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import jwt
-
 from ..errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -74,6 +72,8 @@ class StaticToken:
 
 def token_lifetime_s(tokens: Tokens) -> float | None:
     """How long the access token is valid: `exp - iat` of the JWT (immune to clock skew), else `expires_in`."""
+    import jwt  # here, not at the top: its imports (cryptography) take 80 ms, which a run without tokens saves
+
     try:
         claims = jwt.decode(tokens.access_token, options={"verify_signature": False})
     except jwt.PyJWTError:
