@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench.catalog import bench_data
+from bench.fast_server import fast_server, fast_server_run
 from bench.measure import ContenderFailed
 from bench.report import report
 from bench.runs import CONTENDERS, Options, one_run, ours_env, verification_errors
@@ -103,6 +104,10 @@ def main(argv: list[str]) -> int:
                     runs, shape_runs(stack, key, args.runs, workdir, ours_env(options)), strict=True
                 ):
                     measured.update(shape_measured)
+        if "h" in options.only:  # alone on the cores: the stack's server stands idle meanwhile
+            with fast_server(data, workdir) as url:
+                for run, measured in enumerate(runs):
+                    measured.update(fast_server_run(url, run, args.peer_limit, workdir, ours_env(options)))
     except ContenderFailed as failure:
         log(f"error: {failure}")
         return 1

@@ -1,8 +1,8 @@
 """Running one contender in a process of its own, timed from outside, with its own peak RSS.
 
 Wall seconds are taken around the whole process (interpreter start, imports, work, exit), so every
-contender pays its own start-up. Peak RSS is the process's `ru_maxrss` from `os.wait4`, which on
-Linux counts in KiB and covers that process only (plus any children it waited for).
+contender pays its own start-up. CPU seconds (user + system) and peak RSS (`ru_maxrss`, in KiB on Linux)
+come from `os.wait4` and cover that process only (plus any children it waited for).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Measurement:
     items: int
     """Items the contender itself counted (for ours: rows this run added to `items`)."""
     wall_s: float
+    cpu_s: float
+    """User and system CPU seconds of the contender's process (and the children it waited for)."""
     peak_rss_mb: float
     report: dict[str, Any]
     """What the contender's process reported (for ours: the destination counted afterwards)."""
@@ -43,10 +45,15 @@ class Measurement:
     def items_per_s(self) -> float:
         return self.items / self.wall_s
 
+    @property
+    def cpu_s_per_1000_items(self) -> float:
+        return 1000 * self.cpu_s / self.items if self.items else float("nan")
+
 
 @dataclass(frozen=True)
 class ProcessUsage:
     wall_s: float
+    cpu_s: float
     peak_rss_mb: float
 
 
@@ -71,7 +78,7 @@ def run_measured(
         sys.stderr.write(output.read_text())
     if (exit_code := os.waitstatus_to_exitcode(status)) != 0:
         raise ContenderFailed(f"{label} failed with exit status {exit_code}; its output is above")
-    return ProcessUsage(wall_s, usage.ru_maxrss / 1024)
+    return ProcessUsage(wall_s, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def contender_report(
@@ -91,7 +98,7 @@ def measure(label: str, arguments: list[str], workdir: Path, env: Mapping[str, s
     """A peer: `python -m bench.contenders ARGUMENTS`, which counts the items it read. dlt's settings are its
     defaults: the project's `.dlt/config.toml` is ours, so the peer's dlt looks for one in `workdir`."""
     usage, report = contender_report(label, arguments, workdir, {**(env or {}), "DLT_PROJECT_DIR": str(workdir)})
-    return Measurement(label, int(report["items"]), usage.wall_s, usage.peak_rss_mb, report)
+    return Measurement(label, int(report["items"]), usage.wall_s, usage.cpu_s, usage.peak_rss_mb, report)
 
 
 def measure_main_job(
@@ -105,7 +112,7 @@ def measure_main_job(
     destination = arguments[arguments.index("--destination") + 1]
     _, counts = contender_report(label, ["count", "--destination", destination], workdir, job_env)
     report = {**counts, **read_from_api(output.read_text())}
-    return Measurement(label, int(counts["items"]) - items_before, usage.wall_s, usage.peak_rss_mb, report)
+    return Measurement(label, int(counts["items"]) - items_before, usage.wall_s, usage.cpu_s, usage.peak_rss_mb, report)
 
 
 def read_from_api(summary: str) -> dict[str, int]:

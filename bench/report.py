@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.metadata import version
 
 from bench.catalog import BenchData
 from bench.measure import PROJECT_ROOT, Measurement
@@ -16,12 +17,16 @@ from bench.runs import Options
 from bench.stack import BenchStack
 
 Runs = list[dict[str, Measurement]]
-ROWS = ("a", "b", "c", "d-duckdb", "d-postgres", "e", "f", "f-again", "g", "g-again")
-SHAPE_LABELS = {
+ROWS = ("a", "b", "c", "d-duckdb", "d-postgres", "e", "f", "f-again", "g", "g-again", "h-a", "h-c", "h-d", "h-again")
+SCENARIO_LABELS = {
     "f": "f. ours, first load of 1000 collections of 3 items -> DuckDB",
     "f-again": "f. ours, the run after it, nothing new",
     "g": "g. ours, first load of 20000 items sharing one datetime -> DuckDB",
     "g-again": "g. ours, the run after it, nothing new",
+    "h-a": "h. fast server (rustac serve): pystac-client `items_as_dicts`",
+    "h-c": "h. fast server: rustac `search_to` -> stac-geoparquet per collection",
+    "h-d": "h. fast server: ours -> DuckDB",
+    "h-again": "h. fast server: ours, the run after it, nothing new (our start-up)",
 }
 
 
@@ -38,12 +43,12 @@ def report(runs: Runs, data: BenchData, stack: BenchStack, options: Options, rss
     lines = [
         f"## STAC API -> items: {data.items} items, {len(runs)} run(s)",
         "",
-        "| contender | items | wall s | items/s | peak RSS MB | DuckDB file MB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| contender | items | wall s | items/s | CPU s / 1k items | peak RSS MB | DuckDB file MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         *(table_row(label(key, runs, options), [run[key] for run in runs]) for key in ran),
         "",
-        "wall s and items/s: median (min–max) over the runs; peak RSS: the highest of the runs; DuckDB file: "
-        f"after the last run.{nesting}",
+        "wall s, items/s and CPU s (user + system of the process) per 1,000 items: median (min–max) over the runs; "
+        f"peak RSS: the highest of the runs; DuckDB file: after the last run.{nesting}",
         "",
         "### Ratios (items/s of the medians; d = ours into DuckDB)",
         "",
@@ -73,8 +78,8 @@ def label(key: str, runs: Runs, options: Options) -> str:
         return f"c. rustac `search_to` -> stac-geoparquet per collection, {peers}"
     if key == "e":
         return "e. ours, incremental run after +1% new items -> DuckDB"
-    if key in SHAPE_LABELS:
-        return SHAPE_LABELS[key]
+    if key in SCENARIO_LABELS:
+        return SCENARIO_LABELS[key]
     ours = runs[0][key].report
     settings = f"page_size {ours['page_size']}, concurrency {ours['concurrency']}, package_size {ours['package_size']}"
     return f"d. ours -> {'DuckDB' if key == 'd-duckdb' else 'Postgres'}, {settings}"
@@ -84,9 +89,11 @@ def table_row(name: str, measurements: list[Measurement]) -> str:
     items = spread([m.items for m in measurements], "{:.0f}")
     wall = spread([m.wall_s for m in measurements], "{:.1f}")
     rate = spread([m.items_per_s for m in measurements], "{:.0f}")
+    cpu = spread([m.cpu_s_per_1000_items for m in measurements], "{:.2f}") if measurements[0].items else ""
     rss = max(m.peak_rss_mb for m in measurements)
     duckdb_mb = measurements[-1].report.get("duckdb_mb")
-    return f"| {name} | {items} | {wall} | {rate} | {rss:.0f} | {'' if duckdb_mb is None else f'{duckdb_mb:.0f}'} |"
+    duckdb = "" if duckdb_mb is None else f"{duckdb_mb:.0f}"
+    return f"| {name} | {items} | {wall} | {rate} | {cpu} | {rss:.0f} | {duckdb} |"
 
 
 def spread(values: list[float], number: str) -> str:
@@ -141,7 +148,29 @@ def targets(runs: Runs) -> list[Target]:
             Target("e wall <= 3% of d wall (issue 12)", f"{e_wall_percent(runs):.1f}%", e_wall_percent(runs) <= 3)
         )
         found.append(e_read_target(runs))
-    return found + shape_targets(runs)
+    if "d-duckdb" in runs[0] and "b" in runs[0]:
+        ratio = rate(runs, "d-duckdb") / rate(runs, "b")
+        found.append(Target("d/b >= 10 (ours vs rest_api, issue 17)", f"{ratio:.1f}", ratio >= 10))
+    return found + shape_targets(runs) + fast_server_targets(runs)
+
+
+def fast_server_targets(runs: Runs) -> list[Target]:
+    """Issue 17's targets against the fast server: ours as fast as pystac-client's download, at most 1.5 times
+    its CPU per item, and a run with nothing new under 1 s."""
+    if "h-d" not in runs[0]:
+        return []
+    share = rate(runs, "h-d") / rate(runs, "h-a")
+    cpu = median_of(runs, "h-d", per_1000) / median_of(runs, "h-a", per_1000)
+    again = median_of(runs, "h-again", lambda m: m.wall_s)
+    return [
+        Target("h: ours' items/s >= pystac-client's (issue 17)", f"{share:.2f} of pystac-client's", share >= 1),
+        Target("h: ours' CPU per item <= 1.5x pystac-client's (issue 17)", f"{cpu:.2f}x", cpu <= 1.5),
+        Target("h: a run with nothing new < 1 s (issue 17)", f"{again:.2f} s", again < 1),
+    ]
+
+
+def per_1000(measurement: Measurement) -> float:
+    return measurement.cpu_s_per_1000_items
 
 
 def shape_targets(runs: Runs) -> list[Target]:
@@ -198,6 +227,7 @@ def settings(runs: Runs, data: BenchData, stack: BenchStack, options: Options) -
         f"page sizes: ours {page_size} ({'BENCH_PAGE_SIZE' if options.page_size else 'the source default'}), "
         f"peers {options.peer_limit}"
         + (f"; rest_api capped at {options.rest_api_max_items} items" if options.rest_api_max_items else ""),
+        *([f"fast server (h): rustac serve {version('rustac')}, in memory"] if "h-d" in runs[0] else []),
         f"contenders: {', '.join(key for key in ROWS if key in runs[0])}",
         f"commit {commit()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",

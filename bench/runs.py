@@ -17,8 +17,9 @@ from bench.measure import Measurement, measure, measure_main_job
 from bench.scenarios import SCENARIOS, shape_of
 from bench.stack import BenchStack, delete_items, fresh_destination, insert_items, log
 
-CONTENDERS = ("a", "b", "c", "d-duckdb", "d-postgres", "e", "f", "g")
-"""What `--only` chooses from; f and g are the catalog shapes of `bench/scenarios.py`."""
+CONTENDERS = ("a", "b", "c", "d-duckdb", "d-postgres", "e", "f", "g", "h")
+"""What `--only` chooses from; f and g are the catalog shapes of `bench/scenarios.py`, h the fast server of
+`bench/fast_server.py`."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def fresh_folder(folder: Path) -> Path:
 
 def verification_errors(results: dict[str, Measurement], data: BenchData, options: Options) -> list[str]:
     """What a run got wrong: every contender must have read every item, ours exactly once each."""
-    expected = {"a": data.items, "c": data.items}
+    expected = {"a": data.items, "c": data.items, "h-a": data.items, "h-c": data.items}
     if options.rest_api_max_items is None:
         expected["b"] = data.items
     errors = [
@@ -97,6 +98,7 @@ def verification_errors(results: dict[str, Measurement], data: BenchData, option
     ]
     loads = {"d-duckdb": (data.items, data.items), "d-postgres": (data.items, data.items)}
     loads["e"] = (data.new_items, data.items + data.new_items)
+    loads["h-d"], loads["h-again"] = (data.items, data.items), (0, data.items)
     for key in SCENARIOS:
         items = shape_of(key).items
         loads[key], loads[f"{key}-again"] = (items, items), (0, items)
