@@ -1,4 +1,4 @@
-"""A minimal STAC API in a thread that serves fixed JSON documents and records the headers it received.
+"""A minimal STAC API in a thread that serves fixed JSON documents and records the headers and bodies it received.
 
 For what a real server will not do on request: a page whose `next` link leads to another host, or an API
 without item search.
@@ -6,6 +6,7 @@ without item search.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from stack.local_http import LocalHttpServer, QuietJsonHandler
@@ -18,6 +19,8 @@ class RecordingApi:
         the path's), for GET and POST alike; `(status, JSON)` for another status than 200."""
         self.received: list[tuple[str, str, str | None]] = []
         """(method, path, Authorization header) of every request."""
+        self.posted: list[Any] = []
+        """The JSON body of every POST."""
         self.http = LocalHttpServer(_handler_for(self))
         self.url = self.http.url
 
@@ -34,7 +37,7 @@ def _handler_for(api: RecordingApi) -> type[QuietJsonHandler]:
             self._answer()
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            api.posted.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null"))
             self._answer()
 
         def _answer(self) -> None:

@@ -378,6 +378,47 @@ def test_an_item_the_server_returns_twice_loads_once(duckdb_pipeline: dlt.Pipeli
     assert query(duckdb_pipeline, "SELECT id FROM {items} ORDER BY id") == [("a",), ("b",), ("c",)]
 
 
+def test_an_item_of_a_collection_a_bundle_did_not_ask_for_is_rejected(duckdb_pipeline: dlt.Pipeline) -> None:
+    api = RecordingApi()
+    item = {"type": "Feature", "stac_version": "1.0.0", "geometry": None, "links": []}
+    properties = {"datetime": "2021-01-01T00:00:00Z"}
+    features = [
+        {**item, "id": f"{collection}-1", "collection": collection, "properties": properties} for collection in "abz"
+    ]
+    api.documents = {
+        "/": {
+            "type": "Catalog",
+            "id": "foreign-items",
+            "description": "a search that answers with an item of a collection it was not asked for",
+            "stac_version": "1.0.0",
+            "conformsTo": [
+                "https://api.stacspec.org/v1.0.0/core",
+                "https://api.stacspec.org/v1.0.0/item-search",
+                "https://api.stacspec.org/v1.0.0/item-search#filter",
+            ],
+            "links": [{"rel": "search", "href": f"{api.url}/search", "method": "POST"}],
+        },
+        "/collections": {"collections": [{"type": "Collection", "id": c, "links": []} for c in "ab"], "links": []},
+        "/search": {"features": features, "links": []},
+    }
+    api.start()
+    try:
+        duckdb_pipeline.run(stac(url=api.url).with_resources("items"))
+    finally:
+        api.stop()
+
+    assert {tuple(body["collections"]) for body in api.posted} == {("a", "b")}, "a and b are read in one bundle"
+
+    assert query(duckdb_pipeline, "SELECT collection, id FROM {items} ORDER BY id") == [("a", "a-1"), ("b", "b-1")]
+    assert query(duckdb_pipeline, "SELECT item_id, reason FROM {rejected_items}") == [
+        ("z-1", "a search for collections ['a', 'b'] returned an item of 'z'")
+    ]
+    assert items_state(duckdb_pipeline) == {
+        "a": {"value": "2021-01-01T00:00:00Z", "ids": ["a-1"]},
+        "b": {"value": "2021-01-01T00:00:00Z", "ids": ["b-1"]},
+    }
+
+
 def test_the_parts_of_a_cut_window_admit_an_item_at_a_cut_in_the_later_part_only() -> None:
     cut, end = parse_timestamp("2021-01-01T00:00:10Z"), parse_timestamp("2021-01-01T00:00:20Z")
     parts = [WindowFilter(part) for part in Window(None, end, stateless=False).split([cut])]
