@@ -83,6 +83,7 @@ def test_a_reconcile_leaves_the_tables_as_the_api_serves_them(
 
     ordinary = run_in_packages(pipeline, stac(**source_options))
     assert ordinary.rows().get("items", 0) == 0, "an ordinary run by datetime sees none of it"
+    assert ordinary.rows().get("collections", 0) == 0, "no collection changed"
 
     report = run_in_packages(pipeline, stac(**source_options, reconcile=True))
 
@@ -91,6 +92,7 @@ def test_a_reconcile_leaves_the_tables_as_the_api_serves_them(
         gone: {"added": 0, "changed": 0, "removed": 30},
     }
     assert report.collections_removed == [gone]
+    assert report.rows()["collections"] == 3, "the two served collections reloaded, and the row deleting the gone one"
     assert loaded_ids(pipeline) == served_ids(pgstac_server, [edited_naip, kept])
     assert query(pipeline, "SELECT COUNT(*) FROM {items}") == [(38 + 4,)]
     changed = query(pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE gsd = 99 ORDER BY id")

@@ -105,7 +105,7 @@ def stac(
     selection = Selection(collections, collection_prefix, settings.since)
     reconciler = Reconciler(api, selected, selection, settings, page_size, concurrency) if reconcile else None
     return [
-        collections_resource(api, selected),
+        collections_resource(api, selected, reload_all=reconcile),
         with_rejected_items_table(items(item_reading, package)),
         *(with_rejected_items_table(search_resource(api, search, settings, package)) for search in named),
         *([reconcile_resource(reconciler, package)] if reconciler else []),
@@ -137,8 +137,9 @@ def with_merged_table(
 
 
 @dlt.resource(name="collections", write_disposition="merge", primary_key="id", columns=COLLECTION_COLUMNS)
-def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dict[str, Any]]]:
-    """The selected collections, one row each, merged on `id`: those new or changed since their last load.
+def collections_resource(api: StacApi, selected: list[str], reload_all: bool = False) -> Iterator[list[dict[str, Any]]]:
+    """The selected collections, one row each, merged on `id`: those new or changed since their last load, or
+    all of them with `reload_all` (a reconcile makes the table what the API serves, whatever happened to it).
 
     The resource's state keeps the `content_hash` of each selected collection as served (its links aside, which
     servers write for each request), committed with the package that loads it; a run where none changed loads
@@ -147,7 +148,7 @@ def collections_resource(api: StacApi, selected: list[str]) -> Iterator[list[dic
     state = dlt.current.resource_state()
     wanted = set(selected)
     served = {collection["id"]: collection for collection in api.collections if collection["id"] in wanted}
-    loaded: dict[str, str] = state.get("content_hashes", {})
+    loaded: dict[str, str] = {} if reload_all else state.get("content_hashes", {})
     hashes = {collection_id: content_hash(collection) for collection_id, collection in served.items()}
     changed = [
         collection_row(served[collection_id])
