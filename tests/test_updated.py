@@ -68,6 +68,27 @@ def test_an_edit_that_keeps_the_datetime_is_loaded_by_the_next_run(
     assert rows_loaded(pipeline) == 0
 
 
+def test_an_edit_of_the_item_at_the_cursor_is_loaded_in_a_run_over_several_collections(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = with_updated(list(sample_catalog.files_of("naip").items())[:10])
+    edited_collection, other = (collection_of(pgstac_server, sample_catalog, "naip", naip) for _ in range(2))
+    load = {"url": pgstac_server.url, "collections": [edited_collection, other]}
+    duckdb_pipeline.run(stac(**load))
+    assert items_state(duckdb_pipeline)[edited_collection]["ids"] == [naip[-1]["id"]]
+
+    edited = copy.deepcopy(naip[-1])
+    edited["properties"].update(gsd=99.0, updated="2025-06-01T00:00:00Z")
+    replace_item(pgstac_server.url, edited_collection, edited)
+    duckdb_pipeline.run(stac(**load))
+
+    assert rows_loaded(duckdb_pipeline) == 1, "the item loaded at the cursor, edited since"
+    assert query(duckdb_pipeline, "SELECT collection, id FROM {items} WHERE gsd = 99") == [
+        (edited_collection, edited["id"])
+    ]
+    assert items_state(duckdb_pipeline)[edited_collection]["value"] == "2025-06-01T00:00:00Z"
+
+
 def test_a_late_arrival_with_a_new_updated_is_loaded_whatever_its_datetime(
     pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
 ) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,16 +73,9 @@ class CursorField:
         """The search parameters that ask for `window`'s items; those of a field other than `datetime` also ask
         for its order (`datetime` is the API layer's default order where the API sorts).
 
-        `loaded_at_start` (for an API with the Filter extension) are the ids at exactly the window's start that
-        were loaded before: a CQL2 condition leaves them out, so that a run does not read them again (a
-        collection whose 20,000 items share one `datetime` was otherwise read whole on every run), unless they
-        are too many for a request body; `WindowFilter` then leaves them out after reading.
+        `loaded_at_start` (for an API with the Filter extension): see `_excluded`.
         """
-        excluded = (
-            [_not_loaded(self.name, window.start, loaded_at_start)]
-            if loaded_at_start and window.start and _fit_in_a_body(loaded_at_start)
-            else []
-        )
+        excluded = self._excluded(window, loaded_at_start, EXCLUDED_IDS_BYTES_AT_MOST)
         if self.name == DATETIME_NAME:
             found = {"datetime": window.as_search_datetime()}
             return {**found, "filter": excluded[0], "filter_lang": "cql2-json"} if excluded else found
@@ -89,14 +83,35 @@ class CursorField:
         condition = {"op": "and", "args": [self._filter(window), *excluded]} if excluded else self._filter(window)
         return {"filter": condition, "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
 
-    def window_condition(self, window: Window) -> dict[str, Any]:
-        """A CQL2 JSON condition that every item of `window` meets, for a search of several collections at once.
+    def window_condition(
+        self, window: Window, loaded_at_start: AbstractSet[str] = frozenset(), ids_bytes_at_most: int = 0
+    ) -> dict[str, Any]:
+        """A CQL2 JSON condition that every item of `window` meets, for a search of several collections at once,
+        less the items `loaded_at_start` where their ids take at most `ids_bytes_at_most` (see `_excluded`).
         For `datetime` it is the overlap that STAC's `datetime` parameter asks for: an instant inside the window,
         or a range (`start_datetime`..`end_datetime`) that reaches into it."""
-        if self.name != DATETIME_NAME:
-            return self._filter(window)
-        instant = _within("datetime", "datetime", window, end_excluded=False)
-        return {"op": "or", "args": [instant, _within("end_datetime", "start_datetime", window, end_excluded=False)]}
+        if self.name == DATETIME_NAME:
+            instant = _within("datetime", "datetime", window, end_excluded=False)
+            ranged = _within("end_datetime", "start_datetime", window, end_excluded=False)
+            condition = {"op": "or", "args": [instant, ranged]}
+        else:
+            condition = self._filter(window)
+        excluded = self._excluded(window, loaded_at_start, ids_bytes_at_most)
+        return {"op": "and", "args": [condition, *excluded]} if excluded else condition
+
+    def _excluded(
+        self, window: Window, loaded_at_start: frozenset[str], ids_bytes_at_most: int
+    ) -> list[dict[str, Any]]:
+        """The condition that leaves out the items `loaded_at_start`, the ids at exactly the window's start that
+        were loaded before, so that a run does not read them again (a collection whose 20,000 items share one
+        `datetime` was otherwise read whole on every run); none when their ids take more than `ids_bytes_at_most`
+        of a request body (`WindowFilter` then leaves them out after reading). Only at the start: an item loaded
+        there and edited since has moved on (its `updated`), and its edit is in the window."""
+        if not loaded_at_start or window.start is None:
+            return []
+        if sum(len(item_id) + 4 for item_id in loaded_at_start) > ids_bytes_at_most:
+            return []
+        return [_not_loaded(self.name, window.start, loaded_at_start)]
 
     def _filter(self, window: Window) -> dict[str, Any]:
         return _within(self.name, self.name, window, window.end_excluded)
@@ -106,11 +121,8 @@ DATETIME = CursorField(DATETIME_NAME)
 
 EXCLUDED_IDS_BYTES_AT_MOST = 768 * 1024
 """What the ids that a search leaves out by name may take of its body: nginx, a usual proxy in front of an API,
-refuses bodies over 1 MB unless told otherwise (20,000 ids of 28 characters take 620 KB)."""
-
-
-def _fit_in_a_body(ids: frozenset[str]) -> bool:
-    return sum(len(item_id) + 4 for item_id in ids) <= EXCLUDED_IDS_BYTES_AT_MOST
+refuses bodies over 1 MB unless told otherwise (20,000 ids of 28 characters take 620 KB). A search of several
+collections shares it among them."""
 
 
 def _within(at_or_after_start: str, at_or_before_end: str, window: Window, end_excluded: bool) -> dict[str, Any]:
@@ -126,7 +138,7 @@ def _within(at_or_after_start: str, at_or_before_end: str, window: Window, end_e
     return comparisons[0] if len(comparisons) == 1 else {"op": "and", "args": comparisons}
 
 
-def _not_loaded(name: str, start: datetime, loaded: frozenset[str]) -> dict[str, Any]:
+def _not_loaded(name: str, start: datetime, loaded: AbstractSet[str]) -> dict[str, Any]:
     """That an item is not one of those `loaded` at exactly `start` (`name` its cursor value; pgstac compares a
     range item's `datetime` as its `start_datetime`, as the cursor does)."""
     at_start = _compare("=", name, start)

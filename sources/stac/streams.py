@@ -15,14 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 from pystac_client import ItemSearch
 from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
 from .collection_groups import COLLECTIONS_PER_SEARCH, Conditions, any_of, groups_of, items_matched
-from .cursor_fields import CursorField
+from .cursor_fields import EXCLUDED_IDS_BYTES_AT_MOST, CursorField
 from .errors import MalformedItem
 from .paging import Page, read_concurrently
 from .rows import item_row
@@ -75,9 +74,11 @@ def windows_with_items(
 
 
 def _conditions_of(windows: list[PlannedWindow], cursors: dict[str, Cursor]) -> Conditions:
-    """Each collection's window as a CQL2 condition, less the items at its start that were loaded before."""
+    """Each collection's window as a CQL2 condition, less the items at its start that were loaded before (each
+    collection's ids a share of one request body)."""
+    ids_bytes = EXCLUDED_IDS_BYTES_AT_MOST // COLLECTIONS_PER_SEARCH
     return {
-        collection: _not_loaded_in(field.window_condition(window), loaded_at_start(window, cursors[collection]))
+        collection: field.window_condition(window, loaded_at_start(window, cursors[collection]), ids_bytes)
         for collection, field, window in windows
     }
 
@@ -113,19 +114,6 @@ def bundle_search(api: StacApi, windows: list[PlannedWindow], cursors: dict[str,
     conditions = _conditions_of(windows, cursors)
     order = {"sortby": windows[0][1].ascending} if api.conforms_to(ConformanceClasses.SORT) else {}
     return api.search(collections=list(conditions), filter=any_of(conditions), limit=limit, **order)
-
-
-EXCLUDED_IDS_AT_MOST = 100
-"""Ids loaded at a window's start that a condition leaves out one by one; a window with more keeps them in."""
-
-
-def _not_loaded_in(window: dict[str, Any], loaded: set[str]) -> dict[str, Any]:
-    """The condition that an item is in its window, and not among the `loaded` ones."""
-    if not loaded or len(loaded) > EXCLUDED_IDS_AT_MOST:
-        return window
-    same_ids = [{"op": "=", "args": [{"property": "id"}, item_id]} for item_id in sorted(loaded)]
-    not_loaded = {"op": "not", "args": [{"op": "or", "args": same_ids} if len(same_ids) > 1 else same_ids[0]]}
-    return {"op": "and", "args": [window, not_loaded]}
 
 
 def cut_windows(
