@@ -1,14 +1,16 @@
 """An HTTP proxy on 127.0.0.1 that forwards to a STAC API and injects faults: error statuses, dropped
-connections, answers that break off mid-transfer or arrive cut short, and a `next` link that repeats the page.
-It runs in a thread of the test process.
+connections, answers that break off mid-transfer or arrive cut short, a `next` link that repeats the page, and
+the error of a server that cannot sort on some fields. It runs in a thread of the test process.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -32,8 +34,12 @@ class Faults:
     retry_after: str | None = "0"
     repeat_next_on: str | None = None
     """On this path, rewrite each page's `next` link into the request that produced the page."""
+    refused_sort_fields: str | None = None
+    """A search whose `sortby` names a field that this regular expression matches gets the HTTP 500 that
+    stac-fastapi-geoparquet 0.0.7 answers to `properties.datetime` (it sorts on `datetime`)."""
     requests_seen: int = 0
     faults_sent: int = 0
+    sorts_refused: int = 0
     requests: list[tuple[str, str]] = field(default_factory=list)
     """Every request's method and path, in the order they came."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,6 +85,12 @@ class FaultProxy:
                 if fault in ("status", "drop"):
                     self._send_fault(fault)
                     return
+                if refused := self._refused_sort_field(body):
+                    with proxy.faults.lock:
+                        proxy.faults.sorts_refused += 1
+                    message = f'Binder Error: Referenced column "{refused}" not found in FROM clause!'
+                    self.send_json(500, {"code": "BinderException", "description": message})
+                    return
                 upstream = requests.request(
                     self.command,
                     proxy.upstream + self.path,
@@ -110,6 +122,19 @@ class FaultProxy:
                     self.send_header("Retry-After", proxy.faults.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _refused_sort_field(self, body: bytes) -> str | None:
+                """The first field of the search's `sortby` that the server refuses, if any."""
+                pattern = proxy.faults.refused_sort_fields
+                if pattern is None or urlsplit(self.path).path.rstrip("/").split("/")[-1] not in ("search", "items"):
+                    return None
+                sortby = json.loads(body).get("sortby") if body else parse_qs(urlsplit(self.path).query).get("sortby")
+                fields = [
+                    str(entry.get("field", "")) if isinstance(entry, dict) else entry.strip().lstrip("+-")
+                    for value in sortby or []
+                    for entry in (value.split(",") if isinstance(value, str) else [value])
+                ]
+                return next((field for field in fields if re.search(pattern, field)), None)
 
             def _close_abruptly(self) -> None:
                 self.close_connection = True

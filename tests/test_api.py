@@ -36,6 +36,7 @@ def api_under_a_prefix() -> Iterator[RecordingApi]:
               "links": [{"rel": "data", "href": f"{api.url}/catalog/collections", "type": "application/json"},
                         {"rel": "search", "href": f"{api.url}/catalog/search", "type": "application/geo+json"}]},
         "/catalog/collections": {"collections": [{"id": "c", "type": "Collection", "links": []}], "links": []},
+        "/catalog/search": {"type": "FeatureCollection", "features": [], "links": []},
     }  # fmt: skip
     yield api
     api.stop()

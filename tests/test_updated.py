@@ -28,6 +28,9 @@ from tests.stac_helpers import (
     with_updated,
 )
 
+SORT_PROBE = 1
+"""The `limit=1` search with which a run finds out, once, how the API sorts (`StacApi.sort_prefix`)."""
+
 
 def collection_of(server: PgstacServer, catalog: CatalogFolder, template: str, items: list[dict[str, Any]]) -> str:
     collection_id = f"{template}-updated-{uuid.uuid4().hex[:8]}"
@@ -129,9 +132,10 @@ def test_a_run_with_nothing_new_reads_one_page_where_all_items_share_one_datetim
 
     assert items_state(duckdb_pipeline)[collection_id]["field"] == "updated"
     assert "field" not in items_state(duckdb_pipeline)["joplin"]
-    # by `updated`: one probe finds the one item at the cursor, one page; by `datetime`: two probes find the 30
-    # items at the cursor's datetime (one span, no cut), and one page, which leaves out the 30 loaded at it
-    assert searches == {collection_id: 1 + 1, "joplin": 2 + 1}
+    # after the probe of the API's sort: by `updated`, one probe finds the one item at the cursor, one page; by
+    # `datetime`, two probes find the 30 items at the cursor's datetime (one span, no cut), and one page, which
+    # leaves out the 30 loaded at it
+    assert searches == {collection_id: SORT_PROBE + 1 + 1, "joplin": SORT_PROBE + 2 + 1}
 
 
 def test_collections_without_updated_on_every_item_load_by_datetime(
@@ -210,8 +214,9 @@ def test_a_run_over_many_collections_asks_about_them_together(
 
     assert rows_loaded(duckdb_pipeline) == 1
     assert loaded_ids(duckdb_pipeline)[f"{prefix}27"] == {item["id"] for item in naip[81:84]} | {late["id"]}
-    # searches of 25 and 5 collections ask which lack `updated`, then which hold items and how many: 3 each, a
-    # page's worth, so no collection is probed for cuts, and one search reads each group of them
-    assert len(first_load) == 2 + 2 + 2
-    assert len(nothing_new) == 2, "one search asks about 25 collections, another about the other 5"
-    assert len(one_new) == 2 + 1, "then the page of the collection with something new, counted: no probe"
+    # after the probe of the API's sort (`SORT_PROBE`), searches of 25 and 5 collections ask which lack `updated`,
+    # then which hold items and how many: 3 each, a page's worth, so no collection is probed for cuts, and one
+    # search reads each group of them
+    assert len(first_load) == SORT_PROBE + 2 + 2 + 2
+    assert len(nothing_new) == SORT_PROBE + 2, "one search asks about 25 collections, another about the other 5"
+    assert len(one_new) == SORT_PROBE + 2 + 1, "then the page of the collection with something new, counted: no probe"

@@ -1,4 +1,4 @@
-"""A STAC API as this source sees it: conformance, collections, and item pages for a window.
+"""A STAC API as this source sees it: conformance, collections, the sort order it honours, and item pages.
 
 Built on pystac-client's `Client` and `ItemSearch` (parameter checking and formatting) and on our
 own page loop (`paging.py`). It knows nothing about tables.
@@ -20,10 +20,21 @@ from pystac_client.exceptions import APIError
 from pystac_client.mixins import QUERYABLES_REL
 from pystac_client.stac_api_io import StacApiIO
 
-from .errors import MissingConformance, NotAStacApi, StacApiUnreachable, StacSourceError, UnknownCollections
+from .errors import (
+    BadPage,
+    MissingConformance,
+    NotAStacApi,
+    StacApiUnreachable,
+    StacSourceError,
+    UnknownCollections,
+)
 from .paging import Page, iter_pages
+from .stac_io import SignedStacApiIO
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
+PROPERTY_PREFIX = "properties."
+SortBy = str | list[Any]
+"""A search's `sortby` as pystac-client takes it: `"+a,-b"`, `["+a", "-b"]` or `[{"field": "a", "direction": ...}]`."""
 
 
 def declares(conforms_to: list[str], conformance: ConformanceClasses) -> bool:
@@ -103,18 +114,60 @@ class StacApi:
         return [collection_id for collection_id in selected if collection_id.startswith(prefix or "")]
 
     def search(self, **parameters: Any) -> ItemSearch:
-        """A POST item search; pystac-client checks and formats the parameters."""
+        """A POST item search, sorted by datetime then id unless `sortby` says otherwise, where the API sorts (its
+        `sortby` then names properties as the API takes them); pystac-client checks and formats the parameters."""
         self.require(ConformanceClasses.ITEM_SEARCH, "searching items")
-        if self.conforms_to(ConformanceClasses.SORT) and "sortby" not in parameters:
-            parameters["sortby"] = ASCENDING_BY_DATETIME_THEN_ID
+        sortby = parameters.pop("sortby", ASCENDING_BY_DATETIME_THEN_ID)
+        if self.sorts:
+            parameters["sortby"] = _named_as(sortby, self.sort_prefix)
         return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
 
-    def search_pages(self, search: ItemSearch) -> Generator[Page, None, None]:
-        """The search's pages, each read when it is asked for."""
-        return iter_pages(self.stac_io, search.url, "features", method="POST", parameters=search.get_parameters())
+    @property
+    def sorts(self) -> bool:
+        """Whether searches can be sorted: see `sort_prefix`."""
+        return self.sort_prefix is not None
 
-    def first_page(self, search: ItemSearch) -> Page:
-        pages = self.search_pages(search)
+    @cached_property
+    def sort_prefix(self) -> str | None:
+        """How `sortby` names an item property here: `properties.<name>`, as the API spec writes it, or `<name>`
+        where the server refuses the first but sorts on the second (stac-fastapi-geoparquet does); None where
+        the API does not sort: it declares no Sort extension, or it answers a sorted search with an error that it
+        does not give the same search unsorted (then a warning says what that costs). Asked once, with `limit=1`
+        searches; an error that the unsorted search gets too is not about sorting, and is raised."""
+        if not self.conforms_to(ConformanceClasses.SORT):
+            return None
+        probe_io = self.stac_io.probing() if isinstance(self.stac_io, SignedStacApiIO) else self.stac_io
+        refusals = []
+        for prefix in (PROPERTY_PREFIX, ""):
+            try:
+                self._first_page_of_probe(probe_io, _named_as(ASCENDING_BY_DATETIME_THEN_ID, prefix))
+            except BadPage as refusal:
+                refusals.append(refusal)
+                continue
+            if refusals:
+                logger.info(f"The STAC API at {self.url} sorts by `datetime` but not by `properties.datetime` "
+                            f"({refusals[0]}): this run's searches sort by the bare names")  # fmt: skip
+            return prefix
+        self._first_page_of_probe(probe_io, None)
+        logger.warning(
+            f"The STAC API at {self.url} declares the Sort extension but refuses sorted searches ({refusals[0]}); "
+            "this run reads items in the server's order: each collection's window is read by one search, not cut "
+            "into parts read at once, and a part that a crash interrupts is read again from its start."
+        )
+        return None
+
+    def _first_page_of_probe(self, probe_io: StacApiIO, sortby: SortBy | None) -> Page:
+        order = {"sortby": sortby} if sortby else {}
+        search = ItemSearch(self.search_url, method="POST", stac_io=probe_io, client=self.client, limit=1, **order)
+        return self.first_page(search, probe_io)
+
+    def search_pages(self, search: ItemSearch, stac_io: StacApiIO | None = None) -> Generator[Page, None, None]:
+        """The search's pages, each read when it is asked for."""
+        io = stac_io or self.stac_io
+        return iter_pages(io, search.url, "features", method="POST", parameters=search.get_parameters())
+
+    def first_page(self, search: ItemSearch, stac_io: StacApiIO | None = None) -> Page:
+        pages = self.search_pages(search, stac_io)
         try:
             return next(pages)
         finally:
@@ -140,3 +193,19 @@ class StacApi:
     @cached_property
     def _queryables(self) -> dict[str, Any]:
         return dict(self.stac_io.read_json(self.queryables_url))
+
+
+def _named_as(sortby: SortBy, prefix: str | None) -> SortBy:
+    """`sortby` with its `properties.` prefixes taken off where `prefix` is the bare form ("")."""
+    if prefix != "":
+        return sortby
+    fields = sortby.split(",") if isinstance(sortby, str) else list(sortby)
+    return [_field_named_as(field) for field in fields]
+
+
+def _field_named_as(field: Any) -> Any:
+    if isinstance(field, dict):
+        return {**field, "field": str(field.get("field", "")).removeprefix(PROPERTY_PREFIX)}
+    text = str(field).strip()
+    sign = text[:1] if text[:1] in "+-" else ""
+    return sign + text.removeprefix(sign).removeprefix(PROPERTY_PREFIX)

@@ -164,7 +164,7 @@ def saved_field(name: str | None, since: datetime | None) -> CursorField:
 def api_filters_on_updated(api: StacApi) -> bool:
     """Whether the API can filter and sort items on `updated` as a timestamp: Filter and Sort, and `updated`
     a date-time queryable (pgstac, for one, compares a property it does not list as text)."""
-    if not (api.conforms_to(ConformanceClasses.FILTER) and api.conforms_to(ConformanceClasses.SORT)):
+    if not (api.conforms_to(ConformanceClasses.FILTER) and api.sorts):
         return False
     definition = api.queryable_properties().get(UPDATED_NAME) or {}
     return definition.get("format") == "date-time"

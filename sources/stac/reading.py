@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from pystac_client import ItemSearch
-from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
 from .checkpoints import (
@@ -303,7 +302,7 @@ def items_reading(
     bundles, planned = bundled(planned, counted, page_size)
     cut = cut_windows(api, planned, page_size, concurrency, counted)
     cuts = dict(zip([collection for collection, _, _ in planned], cut, strict=True))
-    sorted_ = api.conforms_to(ConformanceClasses.SORT)
+    sorted_ = api.sorts
     reads = []
     for collection in collections:
         parts = resumed.get(collection, []) + [
@@ -357,7 +356,7 @@ def search_reading(api: StacApi, search: NamedSearch, state: dict[str, Any], set
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, search.window)
     cursor = cursors[search.name]
     parts = resumed.get(search.name, []) + [_started_at_cursor(window, cursor) for window in windows.values()]
-    sorted_ = api.conforms_to(ConformanceClasses.SORT) and "sortby" not in search.parameters
+    sorted_ = api.sorts and "sortby" not in search.parameters
     reads = [
         PartRead(search.name, None, DATETIME, part, search.request(api, part.window_filter().window), sorted_)
         for part in parts

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 import cql2
+from dlt.common import logger
 from pystac_client import ItemSearch
 
 from .api import StacApi
@@ -95,6 +96,9 @@ def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: i
         parameters.update(filter=_cql2_json(name, parameters["filter"]), filter_lang="cql2-json")
     if config.get("collections"):
         api.select_collections(list(config["collections"]), prefix=None)
+    if "sortby" in parameters and not api.sorts:
+        logger.warning(f"Search `{name}`: the STAC API at {api.url} does not sort, so its `sortby` is not sent; "
+                       "its items load in the order the server sends them.")  # fmt: skip
     try:
         start, end = _bounds(api.search(**parameters))
     except StacSourceError:

@@ -20,6 +20,9 @@ from .auth.transport import origin_of
 from .errors import LinkToAnotherOriginRefused, StacSourceError
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+PROBE_RETRY_STATUSES = (408, 429, 502, 503, 504)
+"""A probe of what the server can do is not retried on 500: a server that cannot do it answers so at once and
+every time (stac-fastapi-geoparquet to a sort on `properties.datetime`), while 429 and 502-504 pass with time."""
 REFUSAL_STATUSES = (401, 403)
 
 
@@ -42,6 +45,11 @@ class SignedStacApiIO(StacApiIO):
         self.api_url = api_url
         self.authorizer = authorizer
         self.retry = retry
+
+    def probing(self) -> SignedStacApiIO:
+        """A sibling for probes: the same signing and retries, but none on HTTP 500 (`PROBE_RETRY_STATUSES`)."""
+        return _signed_io(self.api_url, self.authorizer, self.retry.new(status_forcelist=PROBE_RETRY_STATUSES),
+                          self.timeout, connections=1)  # fmt: skip
 
     def read_json(self, source: HREF, *args: Any, **kwargs: Any) -> Any:
         """The JSON document at `source`; an answer that breaks off mid-transfer, or that arrives whole but is
@@ -112,6 +120,12 @@ def stac_api_io(
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+    return _signed_io(api_url, authorizer, retry, timeout_s, connections)
+
+
+def _signed_io(
+    api_url: str, authorizer: Authorizer, retry: Retry, timeout_s: float | None, connections: int
+) -> SignedStacApiIO:
     io = SignedStacApiIO(api_url, authorizer, retry, timeout=timeout_s)
     mount_bearer_adapter(io.session, api_url, authorizer, max_retries=retry, pool_maxsize=max(10, connections))
     return io

@@ -3,8 +3,8 @@
 Two probes with `limit=1` find where the window's items begin and end and how many there are
 (`numberMatched`); the cut points divide that span evenly, and a window the probe finds empty is not
 searched; a window whose items the many-collection search counted to a page or less is neither probed nor
-cut. Probes need the Sort extension; without it, or with `concurrency` 1, each window is one part. The
-probes only place the cuts: the parts always cover the whole window, and each item is admitted by exactly
+cut. Probes need sorted searches (`StacApi.sorts`); without them, or with `concurrency` 1, each window is one
+part. The probes only place the cuts: the parts always cover the whole window, and each item is admitted by exactly
 the part that holds its cursor value (`datetime`, else `start_datetime`; or `updated`, see `cursor_fields.py`).
 A range item that spans a cut is found by the earlier part because STAC's `datetime` parameter matches every
 item whose interval overlaps the one asked for.
@@ -112,7 +112,7 @@ def bundled(
 def bundle_search(api: StacApi, windows: list[PlannedWindow], cursors: dict[str, Cursor], limit: int) -> ItemSearch:
     """The search for the items of a bundle's windows, in their cursor field's order where the API sorts."""
     conditions = _conditions_of(windows, cursors)
-    order = {"sortby": windows[0][1].ascending} if api.conforms_to(ConformanceClasses.SORT) else {}
+    order = {"sortby": windows[0][1].ascending} if api.sorts else {}
     return api.search(collections=list(conditions), filter=any_of(conditions), limit=limit, **order)
 
 
@@ -126,7 +126,7 @@ def cut_windows(
     """Each `(collection, field, window)` cut into the parts that its searches read (none for an empty window);
     the probes run `concurrency` at once. A window whose items were `counted` to a page or less is one part,
     with no probes."""
-    if concurrency <= 1 or not api.conforms_to(ConformanceClasses.SORT):
+    if concurrency <= 1 or not api.sorts:
         return [[window] for _, _, window in windows]
     counted = counted or {}
     to_probe = [

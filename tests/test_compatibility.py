@@ -1,0 +1,108 @@
+"""Servers that do not do what the API spec lets a client expect: sorts they refuse though they declare Sort."""
+
+from __future__ import annotations
+
+import logging
+
+import dlt
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from dlt_stac import stac
+from dlt_stac.runs import run_in_packages
+from stack import CatalogFolder, PgstacServer
+from stack.fault_proxy import FaultProxy, Faults
+from stack.recording_api import RecordingApi
+from tests.stac_helpers import items_state, loaded_ids, query
+
+COLLECTIONS = ["naip", "joplin", "3dep-lidar-dsm"]
+
+
+@pytest.fixture()
+def dlt_log(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="dlt")
+    monkeypatch.setattr(logging.getLogger("dlt"), "handlers", [caplog.handler])  # dlt's logger does not propagate
+    return caplog
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_server_that_refuses_properties_sorts_is_sorted_by_the_bare_names(
+    pgstac_server: PgstacServer,
+    sample_catalog: CatalogFolder,
+    duckdb_pipeline: dlt.Pipeline,
+    dlt_log: pytest.LogCaptureFixture,
+    concurrency: int,
+) -> None:
+    """stac-fastapi-geoparquet 0.0.7 declares Sort, answers 500 to `properties.datetime` and sorts on `datetime`."""
+    faults = Faults(refused_sort_fields=r"^properties\.")
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        source = stac(url=proxy.url, collections=COLLECTIONS, page_size=100, concurrency=concurrency)
+        run_in_packages(duckdb_pipeline, source)
+        assert faults.sorts_refused == 1, "the probe only: every search after it sorts by bare names"
+        cursors = items_state(duckdb_pipeline)
+
+        report = run_in_packages(duckdb_pipeline, stac(url=proxy.url, collections=COLLECTIONS, page_size=100))
+
+    expected = sample_catalog.item_ids_by_collection()
+    assert loaded_ids(duckdb_pipeline) == {collection: expected[collection] for collection in COLLECTIONS}
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1034,)], "each item once"
+    assert report.rows() == {}, "the run after it loads nothing"
+    assert items_state(duckdb_pipeline) == cursors
+    assert "sorts by `datetime` but not by `properties.datetime`" in dlt_log.text
+    assert "refuses sorted searches" not in dlt_log.text
+
+
+def test_a_server_that_refuses_every_sort_is_read_in_its_own_order_with_a_warning(
+    pgstac_server: PgstacServer,
+    sample_catalog: CatalogFolder,
+    duckdb_pipeline: dlt.Pipeline,
+    dlt_log: pytest.LogCaptureFixture,
+) -> None:
+    faults = Faults(refused_sort_fields=".")
+    searches = {"dsm": {"collections": ["3dep-lidar-dsm"], "sortby": ["-properties.datetime"]}}
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        options = {"url": proxy.url, "collections": COLLECTIONS, "page_size": 100, "package_size": 300}
+        run_in_packages(duckdb_pipeline, stac(**options, searches=searches))
+        assert faults.sorts_refused == 2, "both probes; no search after them is sorted"
+        cursors = items_state(duckdb_pipeline)
+
+        report = run_in_packages(duckdb_pipeline, stac(**options))
+
+    expected = sample_catalog.item_ids_by_collection()
+    assert loaded_ids(duckdb_pipeline) == {collection: expected[collection] for collection in COLLECTIONS}
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1034,)], "each item once"
+    assert loaded_ids(duckdb_pipeline, "search_dsm") == {"3dep-lidar-dsm": expected["3dep-lidar-dsm"]}
+    assert report.rows() == {}, "the run after it loads nothing"
+    assert items_state(duckdb_pipeline) == cursors
+    assert f"The STAC API at {proxy.url} declares the Sort extension but refuses sorted searches" in dlt_log.text
+    assert 'Referenced column \\"properties.datetime\\" not found' in dlt_log.text
+    assert f"Search `dsm`: the STAC API at {proxy.url} does not sort, so its `sortby` is not sent" in dlt_log.text
+
+
+def test_an_error_that_unsorted_searches_get_too_is_not_taken_for_a_refused_sort(duckdb_pipeline: dlt.Pipeline) -> None:
+    api = RecordingApi()
+    api.documents = {
+        "/": {
+            "type": "Catalog",
+            "id": "failing-search",
+            "description": "a search that fails whatever it is asked",
+            "stac_version": "1.0.0",
+            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
+                           "https://api.stacspec.org/v1.1.0/item-search#sort"],
+            "links": [{"rel": "search", "href": f"{api.url}/search", "method": "POST"}],
+        },
+        "/collections": {"collections": [{"type": "Collection", "id": "c", "links": []}], "links": []},
+        "/search": (500, {"code": "InternalError", "description": "the database is down"}),
+    }  # fmt: skip
+    api.start()
+    try:
+        with pytest.raises(PipelineStepFailed, match=r"at .*/search: the server answered 500: .*the database is down"):
+            duckdb_pipeline.run(stac(url=api.url, max_retries=1, backoff_factor=0.01).with_resources("items"))
+    finally:
+        api.stop()
+
+    assert [body.get("sortby") for body in api.posted[:3]] == [
+        [{"field": "properties.datetime", "direction": "asc"}, {"field": "id", "direction": "asc"}],
+        [{"field": "datetime", "direction": "asc"}, {"field": "id", "direction": "asc"}],
+        None,
+    ]
