@@ -34,6 +34,8 @@ class Faults:
     retry_after: str | None = "0"
     repeat_next_on: str | None = None
     """On this path, rewrite each page's `next` link into the request that produced the page."""
+    post_refused_on: str | None = None
+    """POST requests to this path get 405 Method Not Allowed, as from an API that searches by GET only."""
     refused_sort_fields: str | None = None
     """A search whose `sortby` names a field that this regular expression matches gets the HTTP 500 that
     stac-fastapi-geoparquet 0.0.7 answers to `properties.datetime` (it sorts on `datetime`)."""
@@ -84,6 +86,9 @@ class FaultProxy:
                 fault = proxy.faults.take_turn(self.command, self.path)
                 if fault in ("status", "drop"):
                     self._send_fault(fault)
+                    return
+                if self.command == "POST" and urlsplit(self.path).path == proxy.faults.post_refused_on:
+                    self.send_json(405, {"detail": "Method Not Allowed"})
                     return
                 if refused := self._refused_sort_field(body):
                     with proxy.faults.lock:

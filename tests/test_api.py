@@ -34,7 +34,8 @@ def api_under_a_prefix() -> Iterator[RecordingApi]:
     api.documents = {
         "/": {"type": "Catalog", "id": "api", "description": "", "stac_version": "1.0.0", "conformsTo": DECLARED,
               "links": [{"rel": "data", "href": f"{api.url}/catalog/collections", "type": "application/json"},
-                        {"rel": "search", "href": f"{api.url}/catalog/search", "type": "application/geo+json"}]},
+                        {"rel": "search", "href": f"{api.url}/catalog/search", "type": "application/geo+json",
+                         "method": "POST"}]},
         "/catalog/collections": {"collections": [{"id": "c", "type": "Collection", "links": []}], "links": []},
         "/catalog/search": {"type": "FeatureCollection", "features": [], "links": []},
     }  # fmt: skip
@@ -71,6 +72,22 @@ def test_classes_declared_at_1_1_pass_pystac_clients_checks_and_a_missing_one_is
     ]
     with pytest.warns(DoesNotConformTo, match="FIELDS"):
         api.search(collections=["c"], fields=["id"])
+
+
+def test_a_landing_page_that_offers_search_by_get_only_is_searched_by_get(api_under_a_prefix: RecordingApi) -> None:
+    for link in api_under_a_prefix.documents["/"]["links"]:
+        link.pop("method", None)  # a link's method is GET unless it says otherwise
+
+    api = opened(api_under_a_prefix)
+    search = api.search(
+        collections=["c"], filter={"op": "=", "args": [{"property": "id"}, "x"]}, filter_lang="cql2-json"
+    )
+
+    assert api.search_method == "GET" and search.method == "GET"
+    assert search.get_parameters()["filter"] == "id = 'x'"
+    assert search.get_parameters()["filter-lang"] == "cql2-text"
+    assert search.get_parameters()["sortby"] == "+properties.datetime,+id"
+    assert ("GET", "/catalog/search?limit=1&sortby=%2Bproperties.datetime%2C%2Bid", None) in api_under_a_prefix.received
 
 
 @pytest.mark.parametrize(

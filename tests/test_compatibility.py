@@ -1,4 +1,4 @@
-"""Servers that do not do what the API spec lets a client expect: sorts they refuse though they declare Sort."""
+"""Servers that do not do what most do: sorts they refuse though they declare Sort, searches by GET only."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from stack import CatalogFolder, PgstacServer
 from stack.fault_proxy import FaultProxy, Faults
 from stack.recording_api import RecordingApi
 from tests.stac_helpers import items_state, loaded_ids, query
+from tests.test_search import SOUTH_ALABAMA, server_answer
 
 COLLECTIONS = ["naip", "joplin", "3dep-lidar-dsm"]
 
@@ -106,3 +107,33 @@ def test_an_error_that_unsorted_searches_get_too_is_not_taken_for_a_refused_sort
         [{"field": "datetime", "direction": "asc"}, {"field": "id", "direction": "asc"}],
         None,
     ]
+
+
+@pytest.mark.parametrize("post_refused", [False, True], ids=["search_method-GET", "POST-answered-405"])
+def test_searches_by_get_load_what_searches_by_post_load(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline, post_refused: bool
+) -> None:
+    south_al = {**SOUTH_ALABAMA, "filter": "gsd = 1.0", "sortby": "-properties.datetime"}
+    del south_al["filter_lang"]
+    faults = Faults(post_refused_on="/search" if post_refused else None)
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        options = {
+            "url": proxy.url,
+            "collections": COLLECTIONS,
+            "page_size": 100,
+            "concurrency": 3,
+            "search_method": "POST" if post_refused else "GET",
+        }
+        run_in_packages(duckdb_pipeline, stac(**options, searches={"south_al": south_al}))
+        cursors = items_state(duckdb_pipeline)
+        report = run_in_packages(duckdb_pipeline, stac(**options, searches={"south_al": south_al}))
+
+    expected = sample_catalog.item_ids_by_collection()
+    assert loaded_ids(duckdb_pipeline) == {collection: expected[collection] for collection in COLLECTIONS}
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1034,)], "each item once"
+    assert loaded_ids(duckdb_pipeline, "search_south_al") == {"naip": server_answer(pgstac_server.url, SOUTH_ALABAMA)}
+    assert report.rows() == {}, "the run after it loads nothing"
+    assert items_state(duckdb_pipeline) == cursors
+    searches = [(method, path) for method, path in faults.requests if path.startswith("/search")]
+    assert [method for method, _ in searches].count("POST") == (2 if post_refused else 0), "one a run, answered 405"
+    assert any("filter-lang=cql2-text" in path for _, path in searches)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from dlt_stac.api import IDS_BYTES_AT_MOST
 from dlt_stac.cursor_fields import DATETIME
 from dlt_stac.windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
 
@@ -83,7 +84,10 @@ def test_a_window_leaves_out_the_ids_loaded_at_its_start_while_they_fit_in_a_req
     few = frozenset(f"item-{number:05d}" for number in range(100))
     many = frozenset(f"item-with-a-long-name-{number:07d}" for number in range(30_000))  # ~1 MB of ids
     asked = {"datetime": "2024-01-02T00:00:00Z/2024-06-01T00:00:00Z"}
-    left_out = DATETIME.search_parameters(window, few)
+    left_out = DATETIME.search_parameters(window, few, IDS_BYTES_AT_MOST["POST"])
     assert {key: left_out[key] for key in asked} == asked
     assert sorted(left_out["filter"]["args"][0]["args"][1]["args"][1]) == sorted(few)
-    assert DATETIME.search_parameters(window, many) == asked
+    assert DATETIME.search_parameters(window, many, IDS_BYTES_AT_MOST["POST"]) == asked
+    some = frozenset(f"item-{number:05d}" for number in range(300))  # 4.2 KB of ids: too many for a GET URL
+    assert "filter" in DATETIME.search_parameters(window, some, IDS_BYTES_AT_MOST["POST"])
+    assert DATETIME.search_parameters(window, some, IDS_BYTES_AT_MOST["GET"]) == asked

@@ -15,14 +15,14 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from .api import StacApi
+from .api import SEARCH_METHODS, StacApi
 from .auth import StacApiCredentials, authorizer_for
 from .extract import REJECTED_ITEMS_TABLE
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
 from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection
 from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row, content_hash
 from .searches import NamedSearch, checked_search
-from .settings import at_least_one, positive, window_settings
+from .settings import at_least_one, one_of, positive, window_settings
 from .stac_io import stac_api_io
 from .tables import quiet_json_text_hints
 from .windows import WindowSettings
@@ -43,6 +43,7 @@ def stac(
     reconcile: bool = False,
     page_size: int = 250,
     concurrency: int = 2,
+    search_method: str = "POST",
     package_size: int = 20_000,
     package_megabytes: float = 32.0,
     max_retries: int = 5,
@@ -79,6 +80,8 @@ def stac(
         page_size: Items per page asked of the server.
         concurrency: Searches paged at the same time; each collection's window is cut by datetime into
             up to this many parts. 1 pages one search after another.
+        search_method: "POST" (a JSON body) or "GET" (a query string, filters as CQL2 text). POST turns into GET
+            where the landing page offers GET only, or where the server answers a POST search with 405.
         package_size: Items (and rejected items) per load package of a resource: a package ends with the
             page that reaches this many, or `package_megabytes` of Arrow data, whichever comes first.
         package_megabytes: Megabytes of Arrow data per load package of a resource, at most about.
@@ -95,7 +98,7 @@ def stac(
     quiet_json_text_hints()
     authorizer = authorizer_for(url, credentials, timeout)
     stac_io = stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency)
-    api = StacApi.open(url, stac_io, page_size)
+    api = StacApi.open(url, stac_io, page_size, one_of("search_method", search_method, SEARCH_METHODS))
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]

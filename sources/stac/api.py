@@ -33,6 +33,12 @@ from .stac_io import SignedStacApiIO
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
 PROPERTY_PREFIX = "properties."
+SEARCH_METHODS = ("POST", "GET")
+IDS_BYTES_AT_MOST = {"POST": 768 * 1024, "GET": 2 * 1024}
+"""What the ids that a search leaves out by name may take of its request (`CursorField._excluded`): of a POST
+body, 768 KB, as nginx, a usual proxy in front of an API, refuses bodies over 1 MB unless told otherwise (20,000
+ids of 28 characters take 620 KB); of a GET URL, 2 KB, as nginx refuses request lines over 8 KB. A search of
+several collections shares it among them."""
 SortBy = str | list[Any]
 """A search's `sortby` as pystac-client takes it: `"+a,-b"`, `["+a", "-b"]` or `[{"field": "a", "direction": ...}]`."""
 
@@ -45,13 +51,16 @@ def declares(conforms_to: list[str], conformance: ConformanceClasses) -> bool:
 
 
 class StacApi:
-    def __init__(self, url: str, client: Client, stac_io: StacApiIO, page_size: int) -> None:
+    def __init__(self, url: str, client: Client, stac_io: StacApiIO, page_size: int, search_method: str) -> None:
         self.url = url
         self.client = client
         self.stac_io = stac_io
         self.page_size = page_size
         """Entries per page asked of /collections (`limit`; a server that pages collections by another rule
         ignores it). Searches set their own `limit`."""
+        self.search_method = _method_offered(client, search_method)
+        """How searches are sent: POST (a JSON body) or GET (a query string, the filter as CQL2 text); POST turns
+        into GET where the landing page's search links offer GET only, or where a POST search is answered 405."""
         self.declared = list(client.get_conforms_to())
         """The conformance classes the landing page declares."""
         for conformance in ConformanceClasses:  # so that pystac-client's own checks know the 1.1 classes too
@@ -66,7 +75,7 @@ class StacApi:
         return link.absolute_href if link else f"{self.url.rstrip('/')}/{conventional_path}"
 
     @classmethod
-    def open(cls, url: str, stac_io: StacApiIO, page_size: int = 250) -> StacApi:
+    def open(cls, url: str, stac_io: StacApiIO, page_size: int = 250, search_method: str = "POST") -> StacApi:
         """Reads the landing page; raises a clear error if it is unreachable or not a STAC API."""
         try:
             client = Client.open(url, stac_io=stac_io)
@@ -81,7 +90,7 @@ class StacApi:
             raise NotAStacApi(url, f"its answer is not a STAC catalog ({type(error).__name__}: {error})") from None
         if not client.get_conforms_to():
             raise NotAStacApi(url, "its landing page declares no `conformsTo` classes")
-        return cls(url, client, stac_io, page_size)
+        return cls(url, client, stac_io, page_size, search_method)
 
     def conforms_to(self, conformance: ConformanceClasses) -> bool:
         return self.client.conforms_to(conformance)
@@ -114,13 +123,24 @@ class StacApi:
         return [collection_id for collection_id in selected if collection_id.startswith(prefix or "")]
 
     def search(self, **parameters: Any) -> ItemSearch:
-        """A POST item search, sorted by datetime then id unless `sortby` says otherwise, where the API sorts (its
-        `sortby` then names properties as the API takes them); pystac-client checks and formats the parameters."""
+        """An item search sent by `search_method`, sorted by datetime then id unless `sortby` says otherwise,
+        where the API sorts (its `sortby` then names properties as the API takes them); pystac-client checks and
+        formats the parameters, and writes a CQL2 JSON filter as CQL2 text for GET."""
         self.require(ConformanceClasses.ITEM_SEARCH, "searching items")
         sortby = parameters.pop("sortby", ASCENDING_BY_DATETIME_THEN_ID)
         if self.sorts:
             parameters["sortby"] = _named_as(sortby, self.sort_prefix)
-        return ItemSearch(self.search_url, method="POST", stac_io=self.stac_io, client=self.client, **parameters)
+        return self._item_search(self.search_method, self.stac_io, **parameters)
+
+    def _item_search(self, method: str, stac_io: StacApiIO, **parameters: Any) -> ItemSearch:
+        if method == "GET" and isinstance(parameters.get("filter"), dict):
+            parameters.pop("filter_lang", None)  # so that pystac-client writes it as CQL2 text
+        return ItemSearch(self.search_url, method=method, stac_io=stac_io, client=self.client, **parameters)
+
+    @property
+    def ids_bytes_at_most(self) -> int:
+        """What the ids that a search leaves out by name may take of its request: see `IDS_BYTES_AT_MOST`."""
+        return IDS_BYTES_AT_MOST[self.search_method]
 
     @property
     def sorts(self) -> bool:
@@ -158,13 +178,25 @@ class StacApi:
 
     def _first_page_of_probe(self, probe_io: StacApiIO, sortby: SortBy | None) -> Page:
         order = {"sortby": sortby} if sortby else {}
-        search = ItemSearch(self.search_url, method="POST", stac_io=probe_io, client=self.client, limit=1, **order)
-        return self.first_page(search, probe_io)
+        return self.first_page(self._item_search(self.search_method, probe_io, limit=1, **order), probe_io)
 
     def search_pages(self, search: ItemSearch, stac_io: StacApiIO | None = None) -> Generator[Page, None, None]:
-        """The search's pages, each read when it is asked for."""
+        """The search's pages, each read when it is asked for. A POST search answered 405 is sent by GET, and so
+        is every search after it."""
         io = stac_io or self.stac_io
-        return iter_pages(io, search.url, "features", method="POST", parameters=search.get_parameters())
+        pages = iter_pages(io, search.url, "features", method=search.method, parameters=search.get_parameters())
+        try:
+            yield next(pages)
+        except BadPage as error:
+            if error.status != 405 or search.method != "POST":
+                raise
+            logger.info(f"The STAC API at {self.url} answered 405 to a POST search: searching by GET")
+            self.search_method = "GET"
+            search = self._item_search("GET", io, **_arguments_of(search.get_parameters()))
+            pages = iter_pages(io, search.url, "features", method="GET", parameters=search.get_parameters())
+        except StopIteration:
+            return
+        yield from pages
 
     def first_page(self, search: ItemSearch, stac_io: StacApiIO | None = None) -> Page:
         pages = self.search_pages(search, stac_io)
@@ -209,3 +241,14 @@ def _field_named_as(field: Any) -> Any:
     text = str(field).strip()
     sign = text[:1] if text[:1] in "+-" else ""
     return sign + text.removeprefix(sign).removeprefix(PROPERTY_PREFIX)
+
+
+def _method_offered(client: Client, method: str) -> str:
+    """`method`, unless it is POST and the landing page's search links offer GET only."""
+    offered = {str(link.extra_fields.get("method") or "GET").upper() for link in client.get_links("search")}
+    return "GET" if method == "POST" and offered == {"GET"} else method
+
+
+def _arguments_of(parameters: dict[str, Any]) -> dict[str, Any]:
+    """`ItemSearch`'s arguments for the parameters of a POST search: its `filter-lang` left to pystac-client."""
+    return {key: value for key, value in parameters.items() if key != "filter-lang"}

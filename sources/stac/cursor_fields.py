@@ -69,13 +69,16 @@ class CursorField:
             raise MalformedItem(f"properties.{self.name} is null, and its collection is loaded by `{self.name}`")
         return value
 
-    def search_parameters(self, window: Window, loaded_at_start: frozenset[str] = frozenset()) -> dict[str, Any]:
+    def search_parameters(
+        self, window: Window, loaded_at_start: frozenset[str] = frozenset(), ids_bytes_at_most: int = 0
+    ) -> dict[str, Any]:
         """The search parameters that ask for `window`'s items; those of a field other than `datetime` also ask
         for its order (`datetime` is the API layer's default order where the API sorts).
 
-        `loaded_at_start` (for an API with the Filter extension): see `_excluded`.
+        `loaded_at_start` (for an API with the Filter extension) where their ids take at most `ids_bytes_at_most`:
+        see `_excluded`.
         """
-        excluded = self._excluded(window, loaded_at_start, EXCLUDED_IDS_BYTES_AT_MOST)
+        excluded = self._excluded(window, loaded_at_start, ids_bytes_at_most)
         if self.name == DATETIME_NAME:
             found = {"datetime": window.as_search_datetime()}
             return {**found, "filter": excluded[0], "filter_lang": "cql2-json"} if excluded else found
@@ -118,11 +121,6 @@ class CursorField:
 
 
 DATETIME = CursorField(DATETIME_NAME)
-
-EXCLUDED_IDS_BYTES_AT_MOST = 768 * 1024
-"""What the ids that a search leaves out by name may take of its body: nginx, a usual proxy in front of an API,
-refuses bodies over 1 MB unless told otherwise (20,000 ids of 28 characters take 620 KB). A search of several
-collections shares it among them."""
 
 
 def _within(at_or_after_start: str, at_or_before_end: str, window: Window, end_excluded: bool) -> dict[str, Any]:

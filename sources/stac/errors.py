@@ -40,8 +40,10 @@ class InvalidSearch(StacSourceError):
 
 
 class BadPage(StacSourceError):
-    def __init__(self, page_url: str, reason: str) -> None:
+    def __init__(self, page_url: str, reason: str, status: int | None = None) -> None:
         super().__init__(f"The STAC API sent a page that cannot be read at {page_url}: {reason}")
+        self.status = status
+        """The HTTP status the server answered, where it answered one."""
 
 
 class MalformedItem(ValueError):

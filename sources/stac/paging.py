@@ -44,7 +44,7 @@ def _read_page(stac_io: StacApiIO, request: str | Link, url: str, method: str, p
     except APIError as error:
         status = getattr(error, "status_code", None)
         failure = f"the server answered {status}" if status else "the request failed"
-        raise BadPage(url, f"{failure}: {str(error)[:500]}") from None
+        raise BadPage(url, f"{failure}: {str(error)[:500]}", status) from None
     except orjson.JSONDecodeError as error:
         raise BadPage(url, f"not JSON ({error})") from None
 

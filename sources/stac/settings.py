@@ -33,6 +33,13 @@ def at_least_one(key: str, value: int) -> int:
     return value
 
 
+def one_of(key: str, value: str, choices: tuple[str, ...]) -> str:
+    """`value` in upper case if it is one of `choices`, else an error that names `key`."""
+    if not isinstance(value, str) or value.upper() not in choices:
+        raise StacSourceError(f"`{key}` must be one of {', '.join(choices)}, got {value!r}")
+    return value.upper()
+
+
 def positive(key: str, value: float) -> float:
     """`value` if it is a number above 0, else an error that names `key`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:

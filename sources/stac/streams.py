@@ -21,7 +21,7 @@ from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
 from .collection_groups import COLLECTIONS_PER_SEARCH, Conditions, any_of, groups_of, items_matched
-from .cursor_fields import EXCLUDED_IDS_BYTES_AT_MOST, CursorField
+from .cursor_fields import CursorField
 from .errors import MalformedItem
 from .paging import Page, read_concurrently
 from .rows import item_row
@@ -43,7 +43,7 @@ def collection_search(
     """The search for `window`'s items of `collection`, in `field`'s order (or its reverse); where the API
     filters, without the items `loaded_at_start` (the ids at exactly the window's start loaded before)."""
     excluded = loaded_at_start if api.conforms_to(ConformanceClasses.FILTER) else frozenset()
-    parameters = field.search_parameters(window, excluded)
+    parameters = field.search_parameters(window, excluded, api.ids_bytes_at_most)
     if descending:
         parameters["sortby"] = field.descending
     return api.search(collections=[collection], limit=limit, **parameters)
@@ -64,7 +64,7 @@ def windows_with_items(
     """
     if len(windows) < 2 or not api.conforms_to(ConformanceClasses.FILTER):
         return windows, {}
-    searches = [items_matched(api, group, page_size) for group in groups_of(_conditions_of(windows, cursors))]
+    searches = [items_matched(api, group, page_size) for group in groups_of(_conditions_of(api, windows, cursors))]
     matched = {
         collection: count
         for _, found in read_concurrently(searches, concurrency)
@@ -73,10 +73,10 @@ def windows_with_items(
     return [window for window in windows if window[0] in matched], matched
 
 
-def _conditions_of(windows: list[PlannedWindow], cursors: dict[str, Cursor]) -> Conditions:
+def _conditions_of(api: StacApi, windows: list[PlannedWindow], cursors: dict[str, Cursor]) -> Conditions:
     """Each collection's window as a CQL2 condition, less the items at its start that were loaded before (each
-    collection's ids a share of one request body)."""
-    ids_bytes = EXCLUDED_IDS_BYTES_AT_MOST // COLLECTIONS_PER_SEARCH
+    collection's ids a share of one request)."""
+    ids_bytes = api.ids_bytes_at_most // COLLECTIONS_PER_SEARCH
     return {
         collection: field.window_condition(window, loaded_at_start(window, cursors[collection]), ids_bytes)
         for collection, field, window in windows
@@ -111,7 +111,7 @@ def bundled(
 
 def bundle_search(api: StacApi, windows: list[PlannedWindow], cursors: dict[str, Cursor], limit: int) -> ItemSearch:
     """The search for the items of a bundle's windows, in their cursor field's order where the API sorts."""
-    conditions = _conditions_of(windows, cursors)
+    conditions = _conditions_of(api, windows, cursors)
     order = {"sortby": windows[0][1].ascending} if api.sorts else {}
     return api.search(collections=list(conditions), filter=any_of(conditions), limit=limit, **order)
 
