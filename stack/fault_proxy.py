@@ -36,6 +36,9 @@ class Faults:
     """On this path, rewrite each page's `next` link into the request that produced the page."""
     post_refused_on: str | None = None
     """POST requests to this path get 405 Method Not Allowed, as from an API that searches by GET only."""
+    features_only: bool = False
+    """Hide item search: the landing page and /conformance lose its classes and the `search` links, and /search
+    answers 404, as an API that offers only OGC API Features' /collections/{id}/items."""
     refused_sort_fields: str | None = None
     """A search whose `sortby` names a field that this regular expression matches gets the HTTP 500 that
     stac-fastapi-geoparquet 0.0.7 answers to `properties.datetime` (it sorts on `datetime`)."""
@@ -87,7 +90,11 @@ class FaultProxy:
                 if fault in ("status", "drop"):
                     self._send_fault(fault)
                     return
-                if self.command == "POST" and urlsplit(self.path).path == proxy.faults.post_refused_on:
+                path = urlsplit(self.path).path
+                if proxy.faults.features_only and path.rstrip("/") == "/search":
+                    self.send_json(404, {"detail": "Not Found"})
+                    return
+                if self.command == "POST" and path == proxy.faults.post_refused_on:
                     self.send_json(405, {"detail": "Method Not Allowed"})
                     return
                 if refused := self._refused_sort_field(body):
@@ -106,6 +113,8 @@ class FaultProxy:
                 content = upstream.content.replace(proxy.upstream.encode(), proxy.url.encode())
                 if self.path == proxy.faults.repeat_next_on and upstream.ok:
                     content = self._repeating_next_link(content, body)
+                if proxy.faults.features_only and path in ("/", "/conformance") and upstream.ok:
+                    content = self._without_item_search(content)
                 sent = content[: len(content) // 2] if fault in ("cut", "short") else content
                 self.send_response(upstream.status_code)
                 for name, value in upstream.headers.items():
@@ -127,6 +136,13 @@ class FaultProxy:
                     self.send_header("Retry-After", proxy.faults.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _without_item_search(self, content: bytes) -> bytes:
+                document = json.loads(content)
+                document["conformsTo"] = [uri for uri in document.get("conformsTo", []) if "item-search" not in uri]
+                if "links" in document:
+                    document["links"] = [link for link in document["links"] if link.get("rel") != "search"]
+                return json.dumps(document).encode()
 
             def _refused_sort_field(self, body: bytes) -> str | None:
                 """The first field of the search's `sortby` that the server refuses, if any."""

@@ -9,6 +9,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from dlt_stac import stac
+from dlt_stac.errors import InvalidSearch
 from dlt_stac.runs import run_in_packages
 from stack import CatalogFolder, PgstacServer
 from stack.fault_proxy import FaultProxy, Faults
@@ -137,3 +138,33 @@ def test_searches_by_get_load_what_searches_by_post_load(
     searches = [(method, path) for method, path in faults.requests if path.startswith("/search")]
     assert [method for method, _ in searches].count("POST") == (2 if post_refused else 0), "one a run, answered 405"
     assert any("filter-lang=cql2-text" in path for _, path in searches)
+
+
+def test_an_api_without_item_search_is_read_from_each_collections_items(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    south_al = {key: SOUTH_ALABAMA[key] for key in ("collections", "bbox", "datetime")}
+    faults = Faults(features_only=True)
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        options = {"url": proxy.url, "collections": COLLECTIONS, "page_size": 100, "concurrency": 3}
+        run_in_packages(duckdb_pipeline, stac(**options, searches={"south_al": south_al}))
+        cursors = items_state(duckdb_pipeline)
+        report = run_in_packages(duckdb_pipeline, stac(**options))
+        with pytest.raises(
+            InvalidSearch,
+            match=r"Search `cheap` has invalid parameters: The STAC API at .* has no item search: it offers only "
+            r"/collections/\{id\}/items, which takes one collection's datetime, bbox and limit, and not filter\.$",
+        ):
+            stac(**options, searches={"cheap": {"collections": ["naip"], "filter": "gsd = 1.0"}})
+
+    expected = sample_catalog.item_ids_by_collection()
+    assert loaded_ids(duckdb_pipeline) == {collection: expected[collection] for collection in COLLECTIONS}
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1034,)], "each item once"
+    assert loaded_ids(duckdb_pipeline, "search_south_al") == {
+        "naip": server_answer(pgstac_server.url, {key: SOUTH_ALABAMA[key] for key in south_al})
+    }
+    assert report.rows() == {}, "the run after it loads nothing"
+    assert items_state(duckdb_pipeline) == cursors
+    item_pages = {path.partition("?")[0] for _, path in faults.requests if "/items" in path}
+    assert item_pages == {f"/collections/{collection}/items" for collection in COLLECTIONS}
+    assert not [path for _, path in faults.requests if path.startswith("/search")]

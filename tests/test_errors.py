@@ -76,8 +76,8 @@ def test_package_megabytes_must_be_above_zero(value: Any, rustac_server: RustacS
 
 
 @pytest.fixture()
-def features_only_api() -> Iterator[str]:
-    """A static STAC API snapshot: core and collections conformance, no item search."""
+def collections_only_api() -> Iterator[str]:
+    """A static STAC API snapshot: core and collections conformance, neither item search nor OGC API Features."""
     api = RecordingApi()
     api.documents = {
         "/": {
@@ -98,12 +98,12 @@ def features_only_api() -> Iterator[str]:
     api.stop()
 
 
-def test_search_needs_item_search_conformance(features_only_api: str, duckdb_pipeline: dlt.Pipeline) -> None:
+def test_search_needs_item_search_conformance(collections_only_api: str, duckdb_pipeline: dlt.Pipeline) -> None:
     with pytest.raises(MissingConformance, match=r"does not conform to ITEM_SEARCH, which searching items needs"):
-        stac(url=features_only_api, searches={"any": {}})
+        stac(url=collections_only_api, searches={"any": {}})
 
     with pytest.raises(PipelineStepFailed, match=r"does not conform to ITEM_SEARCH, which searching items needs"):
-        duckdb_pipeline.run(stac(url=features_only_api).with_resources("items"))
+        duckdb_pipeline.run(stac(url=collections_only_api).with_resources("items"))
 
 
 @pytest.mark.parametrize(

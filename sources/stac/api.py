@@ -22,6 +22,7 @@ from pystac_client.stac_api_io import StacApiIO
 
 from .errors import (
     BadPage,
+    ItemSearchNeeded,
     MissingConformance,
     NotAStacApi,
     StacApiUnreachable,
@@ -39,6 +40,8 @@ IDS_BYTES_AT_MOST = {"POST": 768 * 1024, "GET": 2 * 1024}
 body, 768 KB, as nginx, a usual proxy in front of an API, refuses bodies over 1 MB unless told otherwise (20,000
 ids of 28 characters take 620 KB); of a GET URL, 2 KB, as nginx refuses request lines over 8 KB. A search of
 several collections shares it among them."""
+FEATURES_PARAMETERS = frozenset({"datetime", "bbox", "limit"})
+"""What a `/collections/{id}/items` page of OGC API Features takes."""
 SortBy = str | list[Any]
 """A search's `sortby` as pystac-client takes it: `"+a,-b"`, `["+a", "-b"]` or `[{"field": "a", "direction": ...}]`."""
 
@@ -126,11 +129,39 @@ class StacApi:
         """An item search sent by `search_method`, sorted by datetime then id unless `sortby` says otherwise,
         where the API sorts (its `sortby` then names properties as the API takes them); pystac-client checks and
         formats the parameters, and writes a CQL2 JSON filter as CQL2 text for GET."""
-        self.require(ConformanceClasses.ITEM_SEARCH, "searching items")
+        if not self.conforms_to(ConformanceClasses.ITEM_SEARCH):
+            return self._collection_items(**parameters)
         sortby = parameters.pop("sortby", ASCENDING_BY_DATETIME_THEN_ID)
         if self.sorts:
             parameters["sortby"] = _named_as(sortby, self.sort_prefix)
         return self._item_search(self.search_method, self.stac_io, **parameters)
+
+    def _collection_items(self, **parameters: Any) -> ItemSearch:
+        """Where the API has no item search but OGC API Features: the items of one collection, paged from its
+        `/collections/{id}/items` by GET with `datetime`, `bbox` and `limit`, which that endpoint takes."""
+        if not self.offers_features:
+            raise MissingConformance(self.url, "ITEM_SEARCH", "searching items")
+        collections = parameters.pop("collections", None) or []
+        parameters.pop("sortby", None)  # the API does not sort (`sorts`)
+        asked = sorted(set(parameters) - FEATURES_PARAMETERS - {"filter_lang"})
+        if len(collections) != 1 or asked:
+            raise ItemSearchNeeded(self.url, ", ".join(asked) if asked else f"{len(collections) or 'all'} collections")
+        url = self._items_url(collections[0])
+        return ItemSearch(url, method="GET", stac_io=self.stac_io, client=self.client, **parameters)
+
+    @cached_property
+    def offers_features(self) -> bool:
+        """Whether the API pages each collection's items (OGC API Features), as STAC or OGC declares it."""
+        return self.conforms_to(ConformanceClasses.FEATURES) or any(
+            re.search(r"/ogcapi-features-1/[^/]+/conf/core$", uri) for uri in self.declared
+        )
+
+    def _items_url(self, collection_id: str) -> str:
+        """The collection's `items` link, else where OGC API Features puts its items."""
+        collection = next((entry for entry in self.collections if entry.get("id") == collection_id), {})
+        links = collection.get("links") or []
+        link = next((link for link in links if link.get("rel") == "items" and link.get("href")), None)
+        return str(link["href"]) if link else f"{self.collections_url}/{collection_id}/items"
 
     def _item_search(self, method: str, stac_io: StacApiIO, **parameters: Any) -> ItemSearch:
         if method == "GET" and isinstance(parameters.get("filter"), dict):

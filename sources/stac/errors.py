@@ -25,6 +25,15 @@ class MissingConformance(StacSourceError):
         super().__init__(f"The STAC API at {url} does not conform to {capability}, which {needed_for} needs.")
 
 
+class ItemSearchNeeded(MissingConformance):
+    def __init__(self, url: str, asked: str) -> None:
+        StacSourceError.__init__(
+            self,
+            f"The STAC API at {url} has no item search: it offers only /collections/{{id}}/items, which takes one "
+            f"collection's datetime, bbox and limit, and not {asked}.",
+        )
+
+
 class UnknownCollections(StacSourceError):
     def __init__(self, url: str, unknown: list[str], existing: list[str]) -> None:
         names = sorted(existing)

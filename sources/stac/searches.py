@@ -11,7 +11,7 @@ from dlt.common import logger
 from pystac_client import ItemSearch
 
 from .api import StacApi
-from .errors import InvalidSearch, StacSourceError
+from .errors import InvalidSearch, ItemSearchNeeded, StacSourceError
 from .rows import parse_timestamp
 from .windows import Window
 
@@ -101,6 +101,8 @@ def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: i
                        "its items load in the order the server sends them.")  # fmt: skip
     try:
         start, end = _bounds(api.search(**parameters))
+    except ItemSearchNeeded as error:
+        raise InvalidSearch(name, str(error)) from None
     except StacSourceError:
         raise
     except Exception as error:  # pystac-client reports bad parameters with assorted exception types
