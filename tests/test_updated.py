@@ -32,6 +32,13 @@ SORT_PROBE = 1
 """The `limit=1` search with which a run finds out, once, how the API sorts (`StacApi.sort_prefix`)."""
 
 
+def searches_sent(faults: Faults, method: str) -> list[tuple[str, str]]:
+    """The searches the proxy saw sent by `method`; it saw none sent by the other."""
+    searches = [(sent, path) for sent, path in faults.requests if path.startswith("/search")]
+    assert {sent for sent, _ in searches} <= {method}
+    return searches
+
+
 def collection_of(server: PgstacServer, catalog: CatalogFolder, template: str, items: list[dict[str, Any]]) -> str:
     collection_id = f"{template}-updated-{uuid.uuid4().hex[:8]}"
     return new_collection(server.url, catalog.files_of(template).collection(), collection_id, items)
@@ -181,19 +188,24 @@ def json_line(item: dict[str, Any]) -> str:
     return json.dumps(item) + "\n"
 
 
+@pytest.mark.parametrize(("search_method", "groups"), [("POST", 2), ("GET", 3)])
 def test_a_run_over_many_collections_asks_about_them_together(
-    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+    pgstac_server: PgstacServer,
+    sample_catalog: CatalogFolder,
+    duckdb_pipeline: dlt.Pipeline,
+    search_method: str,
+    groups: int,
 ) -> None:
     naip = list(sample_catalog.files_of("naip").items())
     prefix = f"many{uuid.uuid4().hex[:6]}-"
-    for number in range(30):  # two searches' worth (`COLLECTIONS_PER_SEARCH`)
+    for number in range(30):  # two searches' worth by POST, three by GET (`COLLECTIONS_PER_SEARCH`)
         template = sample_catalog.files_of("naip").collection()
         new_collection(pgstac_server.url, template, f"{prefix}{number:02d}", naip[3 * number : 3 * number + 3])
     faults = Faults()
     with FaultProxy(pgstac_server.url, faults) as proxy:
-        duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
+        duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix, search_method=search_method))
         assert rows_loaded(duckdb_pipeline) == 90
-        first_load = [request for request in faults.requests if request == ("POST", "/search")]
+        first_load = searches_sent(faults, search_method)
         collections = {f"{prefix}{number:02d}": naip[3 * number : 3 * number + 3] for number in range(30)}
         assert loaded_ids(duckdb_pipeline) == {
             key: {item["id"] for item in items} for key, items in collections.items()
@@ -203,20 +215,21 @@ def test_a_run_over_many_collections_asks_about_them_together(
         }
 
         faults.requests.clear()
-        duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
-        nothing_new = [request for request in faults.requests if request == ("POST", "/search")]
+        duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix, search_method=search_method))
+        nothing_new = searches_sent(faults, search_method)
         late = copy.deepcopy(naip[40])
         late["properties"]["datetime"] = "2025-06-01T00:00:00Z"
         add_items(pgstac_server.url, f"{prefix}27", [late])
         faults.requests.clear()
-        duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix))
-        one_new = [request for request in faults.requests if request == ("POST", "/search")]
+        duckdb_pipeline.run(stac(url=proxy.url, collection_prefix=prefix, search_method=search_method))
+        one_new = searches_sent(faults, search_method)
 
     assert rows_loaded(duckdb_pipeline) == 1
     assert loaded_ids(duckdb_pipeline)[f"{prefix}27"] == {item["id"] for item in naip[81:84]} | {late["id"]}
-    # after the probe of the API's sort (`SORT_PROBE`), searches of 25 and 5 collections ask which lack `updated`,
-    # then which hold items and how many: 3 each, a page's worth, so no collection is probed for cuts, and one
-    # search reads each group of them
-    assert len(first_load) == SORT_PROBE + 2 + 2 + 2
-    assert len(nothing_new) == SORT_PROBE + 2, "one search asks about 25 collections, another about the other 5"
-    assert len(one_new) == SORT_PROBE + 2 + 1, "then the page of the collection with something new, counted: no probe"
+    # after the probe of the API's sort (`SORT_PROBE`), searches of 25 and 5 collections (10 each by GET) ask which
+    # lack `updated`, then which hold items and how many: 3 each, a page's worth, so no collection is probed for
+    # cuts, and one search reads each group of them
+    assert len(first_load) == SORT_PROBE + groups + groups + groups
+    assert len(nothing_new) == SORT_PROBE + groups, "one search asks about each group of collections"
+    assert len(one_new) == SORT_PROBE + groups + 1, "then the page of the collection with something new, counted"
+    assert max(len(path) for _, path in first_load + nothing_new + one_new) < 8192, "nginx's request line limit"

@@ -24,7 +24,7 @@ from dlt.common import logger
 from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
-from .collection_groups import Conditions, groups_of, items_matched
+from .collection_groups import Conditions, collections_per_search, groups_of, items_matched
 from .errors import MalformedItem, StacSourceError
 from .paging import read_concurrently
 from .rows import item_cursor
@@ -181,7 +181,9 @@ def chosen_fields(
     if not collections or not api_filters_on_updated(api):
         return dict.fromkeys(collections, DATETIME)
     lacking_updated = dict.fromkeys(collections, _is_null(UPDATED_NAME))
-    searches = [_lacking_updated(api, group, page_size) for group in groups_of(lacking_updated)]
+    searches = [
+        _lacking_updated(api, group, page_size) for group in groups_of(lacking_updated, collections_per_search(api))
+    ]
     lacking = {collection for _, found in read_concurrently(searches, concurrency) for collection in found}
     return {
         collection: DATETIME if collection in lacking else CursorField(UPDATED_NAME, since)

@@ -28,6 +28,7 @@ from .checkpoints import (
     saved_backfill,
     saved_checkpoints,
 )
+from .collection_groups import collections_per_search
 from .cursor_fields import DATETIME, CursorField, chosen_fields, saved_field
 from .extract import AdmittedRow, dlt_items, page_rows
 from .paging import Page, read_concurrently
@@ -299,7 +300,7 @@ def items_reading(
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
     planned = [(collection, fields[collection], window) for collection, window in windows.items()]
     planned, counted = windows_with_items(api, planned, cursors, page_size, concurrency)
-    bundles, planned = bundled(planned, counted, page_size)
+    bundles, planned = bundled(planned, counted, page_size, collections_per_search(api))
     cut = cut_windows(api, planned, page_size, concurrency, counted)
     cuts = dict(zip([collection for collection, _, _ in planned], cut, strict=True))
     sorted_ = api.sorts

@@ -20,7 +20,7 @@ from pystac_client import ItemSearch
 from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
-from .collection_groups import COLLECTIONS_PER_SEARCH, Conditions, any_of, groups_of, items_matched
+from .collection_groups import Conditions, any_of, collections_per_search, groups_of, items_matched
 from .cursor_fields import CursorField
 from .errors import MalformedItem
 from .paging import Page, read_concurrently
@@ -64,7 +64,8 @@ def windows_with_items(
     """
     if len(windows) < 2 or not api.conforms_to(ConformanceClasses.FILTER):
         return windows, {}
-    searches = [items_matched(api, group, page_size) for group in groups_of(_conditions_of(api, windows, cursors))]
+    groups = groups_of(_conditions_of(api, windows, cursors), collections_per_search(api))
+    searches = [items_matched(api, group, page_size) for group in groups]
     matched = {
         collection: count
         for _, found in read_concurrently(searches, concurrency)
@@ -76,7 +77,7 @@ def windows_with_items(
 def _conditions_of(api: StacApi, windows: list[PlannedWindow], cursors: dict[str, Cursor]) -> Conditions:
     """Each collection's window as a CQL2 condition, less the items at its start that were loaded before (each
     collection's ids a share of one request)."""
-    ids_bytes = api.ids_bytes_at_most // COLLECTIONS_PER_SEARCH
+    ids_bytes = api.ids_bytes_at_most // collections_per_search(api)
     return {
         collection: field.window_condition(window, loaded_at_start(window, cursors[collection]), ids_bytes)
         for collection, field, window in windows
@@ -84,10 +85,10 @@ def _conditions_of(api: StacApi, windows: list[PlannedWindow], cursors: dict[str
 
 
 def bundled(
-    windows: list[PlannedWindow], counted: dict[str, int | None], page_size: int
+    windows: list[PlannedWindow], counted: dict[str, int | None], page_size: int, collections_at_most: int
 ) -> tuple[list[list[PlannedWindow]], list[PlannedWindow]]:
     """The windows counted to a page or less, in bundles that one search reads together (one cursor field, their
-    items a page's worth at most, at most `COLLECTIONS_PER_SEARCH` collections); and the other windows. The first
+    items a page's worth at most, at most `collections_at_most` collections); and the other windows. The first
     load of 1,000 collections of 3 items is then 40 searches, not 1,000."""
     bundles: list[list[PlannedWindow]] = []
     filling: dict[CursorField, tuple[list[PlannedWindow], int]] = {}
@@ -99,7 +100,7 @@ def bundled(
             others.append(window)
             continue
         bundle, items = filling.get(window[1], ([], 0))
-        if not bundle or items + count > page_size or len(bundle) >= COLLECTIONS_PER_SEARCH:
+        if not bundle or items + count > page_size or len(bundle) >= collections_at_most:
             bundle, items = [], 0
             bundles.append(bundle)
         bundle.append(window)
