@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SERVER_VENV := .venv-server
+GEOPARQUET_VENV := .venv-geoparquet
 DATA ?= tests/data/stac
 PORT ?= 8081
 PYTEST_ARGS ?=
@@ -19,8 +20,8 @@ export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 run: $(VENV)/.installed-demo
 	$(PY) -m stack exec --server rustac -- $(PY) pipelines/terrabyte_pipeline.py --url {url}
 
-## test: install the test extras, PostgreSQL 15 + PostGIS and the server's virtualenv, then run pytest
-test: $(VENV)/.installed-test $(SERVER_VENV)/.installed
+## test: install the test extras, PostgreSQL 15 + PostGIS and the servers' virtualenvs, then run pytest
+test: $(VENV)/.installed-test $(SERVER_VENV)/.installed $(GEOPARQUET_VENV)/.installed
 	$(PY) -m stack require-postgres
 	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
 
@@ -58,5 +59,11 @@ $(SERVER_VENV)/.installed: stack/server-requirements.txt
 	$(SERVER_VENV)/bin/python -m pip install -q -r stack/server-requirements.txt
 	touch $@
 
+$(GEOPARQUET_VENV)/.installed: stack/geoparquet-requirements.txt
+	$(PYTHON) -m venv $(GEOPARQUET_VENV)
+	$(GEOPARQUET_VENV)/bin/python -m pip install -q --upgrade pip
+	$(GEOPARQUET_VENV)/bin/python -m pip install -q -r stack/geoparquet-requirements.txt
+	touch $@
+
 clean:
-	rm -rf $(VENV) $(SERVER_VENV) .pytest_cache
+	rm -rf $(VENV) $(SERVER_VENV) $(GEOPARQUET_VENV) .pytest_cache

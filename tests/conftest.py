@@ -13,12 +13,12 @@ from pathlib import Path
 import dlt
 import pytest
 
-from stack import CatalogFolder, PgstacServer, RustacServer
+from stack import CatalogFolder, GeoparquetServer, PgstacServer, RustacServer
 from stack.auth_proxy import AuthProxy
 from stack.oidc_provider import OidcTestProvider
 from stack.processes import make_workdir
 
-SERVER_FIXTURES = frozenset({"pgstac_server", "rustac_server", "auth_proxy", "postgres_database"})
+SERVER_FIXTURES = frozenset({"pgstac_server", "rustac_server", "geoparquet_server", "auth_proxy", "postgres_database"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -64,6 +64,16 @@ def pgstac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterato
 def rustac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterator[RustacServer]:
     """rustac's in-memory server with the sample data."""
     server = RustacServer(stack_workdir / "rustac", sample_catalog)
+    server.workdir.mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def geoparquet_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterator[GeoparquetServer]:
+    """stac-fastapi-geoparquet with the sample data."""
+    server = GeoparquetServer(stack_workdir / "geoparquet", sample_catalog)
     server.workdir.mkdir()
     server.start()
     yield server

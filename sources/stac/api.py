@@ -40,6 +40,8 @@ IDS_BYTES_AT_MOST = {"POST": 768 * 1024, "GET": 2 * 1024}
 body, 768 KB, as nginx, a usual proxy in front of an API, refuses bodies over 1 MB unless told otherwise (20,000
 ids of 28 characters take 620 KB); of a GET URL, 2 KB, as nginx refuses request lines over 8 KB. A search of
 several collections shares it among them."""
+ABSENT_PROPERTY = "dlt_stac:no_item_has_this"
+"""A property that no item has, for the probe of `filters_missing_as_null`."""
 FEATURES_PARAMETERS = frozenset({"datetime", "bbox", "limit"})
 """What a `/collections/{id}/items` page of OGC API Features takes."""
 SortBy = str | list[Any]
@@ -206,6 +208,25 @@ class StacApi:
             "into parts read at once, and a part that a crash interrupts is read again from its start."
         )
         return None
+
+    @cached_property
+    def filters_missing_as_null(self) -> bool:
+        """Whether the API's filters take a property that an item lacks as null, as CQL2 does: the conditions that
+        ask about several collections at once need it (a collection's ranges by `end_datetime`, the items that
+        lack `updated`); stac-fastapi-geoparquet 0.0.7 matches nothing on a property its file has no column for,
+        and those searches would then find nothing new. Asked once, with a `limit=1` search for the items that lack
+        a property no item has; an API without items, or without the Filter extension, says no such thing."""
+        if not self.conforms_to(ConformanceClasses.FILTER):
+            return False
+        probe_io = self.stac_io.probing() if isinstance(self.stac_io, SignedStacApiIO) else self.stac_io
+        lacking = {"filter": {"op": "isNull", "args": [{"property": ABSENT_PROPERTY}]}, "filter_lang": "cql2-json"}
+        try:
+            if self.first_page(self._item_search(self.search_method, probe_io, limit=1, **lacking), probe_io).entries:
+                return True
+        except BadPage as refusal:
+            logger.info(f"The STAC API at {self.url} cannot filter on a property that items lack ({refusal})")
+            return False
+        return not self.first_page(self._item_search(self.search_method, probe_io, limit=1), probe_io).entries
 
     def _first_page_of_probe(self, probe_io: StacApiIO, sortby: SortBy | None) -> Page:
         order = {"sortby": sortby} if sortby else {}

@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from dlt.common import logger
-from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
 from .collection_groups import Conditions, collections_per_search, groups_of, items_matched
@@ -160,12 +159,13 @@ def saved_field(name: str | None, since: datetime | None) -> CursorField:
 
 
 def api_filters_on_updated(api: StacApi) -> bool:
-    """Whether the API can filter and sort items on `updated` as a timestamp: Filter and Sort, and `updated`
-    a date-time queryable (pgstac, for one, compares a property it does not list as text)."""
-    if not (api.conforms_to(ConformanceClasses.FILTER) and api.sorts):
+    """Whether the API can filter and sort items on `updated` as a timestamp: it sorts, `updated` is a date-time
+    queryable (pgstac, for one, compares a property it does not list as text), and its filters find the items
+    that lack `updated` (`StacApi.filters_missing_as_null`)."""
+    if not api.sorts:
         return False
     definition = api.queryable_properties().get(UPDATED_NAME) or {}
-    return definition.get("format") == "date-time"
+    return definition.get("format") == "date-time" and api.filters_missing_as_null
 
 
 def chosen_fields(

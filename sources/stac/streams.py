@@ -59,10 +59,11 @@ def windows_with_items(
     """The windows that hold at least one item not loaded yet, and how many items each holds where the search
     saw them all (else None). Found with a search per `COLLECTIONS_PER_SEARCH` collections (each collection's
     window as a CQL2 condition, less the items at its start that were loaded before), `concurrency` at once,
-    instead of probes per collection, so that a run over many collections costs what changed. Without the
-    Filter extension, or for one window, all of them, uncounted.
+    instead of probes per collection, so that a run over many collections costs what changed. Where the API's
+    filters cannot be trusted with such conditions (`StacApi.filters_missing_as_null`), or for one window, all
+    of them, uncounted.
     """
-    if len(windows) < 2 or not api.conforms_to(ConformanceClasses.FILTER):
+    if len(windows) < 2 or not api.filters_missing_as_null:
         return windows, {}
     groups = groups_of(_conditions_of(api, windows, cursors), collections_per_search(api))
     searches = [items_matched(api, group, page_size) for group in groups]
