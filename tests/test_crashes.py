@@ -240,6 +240,23 @@ def test_a_kill_while_loading_by_updated_then_one_rerun_loads_every_item_once(
     assert outcomes == {moment: exact_outcome(served) for moment in moments}
 
 
+@pytest.mark.parametrize("server_fixture", ["rustac_server", "geoparquet_server"])
+def test_a_kill_on_a_server_that_does_not_sort_as_pgstac_then_one_rerun_loads_every_item_once(
+    server_fixture: str, sample_served: Served, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """rustac does not sort (a part is read again from its start after a kill); stac-fastapi-geoparquet sorts by
+    bare names only and cannot be asked about several collections at once (`tests/test_compatibility.py`)."""
+    duckdb = duckdb_destination(request.getfixturevalue(server_fixture).url)
+    moments = ["extract:write@3", "job:committed:items.*.parquet", "package:loaded@1"]
+
+    def run(moment: str) -> Outcome:
+        return killed_then_rerun(moment, tmp_path / folder_of(moment), duckdb, sample_served)
+
+    outcomes = outcomes_of(moments, run)
+
+    assert outcomes == {moment: exact_outcome(sample_served) for moment in moments}
+
+
 def test_a_kill_at_any_moment_then_one_rerun_loads_every_item_once_into_postgres(
     pgstac_server: PgstacServer, sample_served: Served, tmp_path: Path
 ) -> None:

@@ -30,9 +30,9 @@ from tests.stac_helpers import (
 
 SORT_PROBE = 1
 """The `limit=1` search with which a run finds out, once, how the API sorts (`StacApi.sort_prefix`)."""
-NULL_PROBE = 1
-"""The `limit=1` search with which a run finds out, once, whether the API's filters take a property that items
-lack as null (`StacApi.filters_missing_as_null`), before it asks about several collections at once."""
+FILTER_PROBE = 1
+"""The `limit=1` search with which a run finds out, once, whether the API's filters hold as CQL2 defines them
+(`StacApi.filters_hold`), before it asks about several collections at once or leaves ids out."""
 
 
 def searches_sent(faults: Faults, method: str) -> list[tuple[str, str]]:
@@ -142,10 +142,11 @@ def test_a_run_with_nothing_new_reads_one_page_where_all_items_share_one_datetim
 
     assert items_state(duckdb_pipeline)[collection_id]["field"] == "updated"
     assert "field" not in items_state(duckdb_pipeline)["joplin"]
-    # after the probe of the API's sort (one collection: no search about several, and no probe of the filters), by
-    # `updated`, one probe finds the one item at the cursor, one page; by `datetime`, two probes find the 30 items
-    # at the cursor's datetime (one span, no cut), and one page, which leaves out the 30 loaded at it
-    assert searches == {collection_id: SORT_PROBE + 1 + 1, "joplin": SORT_PROBE + 2 + 1}
+    # after the probes of the API's sort and filters, by `updated`, one probe finds the one item at the cursor, one
+    # page; by `datetime`, two probes find the 30 items at the cursor's datetime (one span, no cut), and one page,
+    # which leaves out the 30 loaded at it
+    probes = SORT_PROBE + FILTER_PROBE
+    assert searches == {collection_id: probes + 1 + 1, "joplin": probes + 2 + 1}
 
 
 def test_collections_without_updated_on_every_item_load_by_datetime(
@@ -232,7 +233,7 @@ def test_a_run_over_many_collections_asks_about_them_together(
     # after the probes of the API's sort and filters, searches of 25 and 5 collections (10 each by GET) ask which
     # lack `updated`, then which hold items and how many: 3 each, a page's worth, so no collection is probed for
     # cuts, and one search reads each group of them
-    probes = SORT_PROBE + NULL_PROBE
+    probes = SORT_PROBE + FILTER_PROBE
     assert len(first_load) == probes + groups + groups + groups
     assert len(nothing_new) == probes + groups, "one search asks about each group of collections"
     assert len(one_new) == probes + groups + 1, "then the page of the collection with something new, counted"

@@ -40,8 +40,14 @@ IDS_BYTES_AT_MOST = {"POST": 768 * 1024, "GET": 2 * 1024}
 body, 768 KB, as nginx, a usual proxy in front of an API, refuses bodies over 1 MB unless told otherwise (20,000
 ids of 28 characters take 620 KB); of a GET URL, 2 KB, as nginx refuses request lines over 8 KB. A search of
 several collections shares it among them."""
-ABSENT_PROPERTY = "dlt_stac:no_item_has_this"
-"""A property that no item has, for the probe of `filters_missing_as_null`."""
+_LACKS_ABSENT = {"op": "isNull", "args": [{"property": "dlt_stac:no_item_has_this"}]}
+_NO_SUCH_ITEM = {"op": "in", "args": [{"property": "id"}, ["dlt-stac-no-such-item"]]}
+_MET_BY_EVERY_ITEM = {
+    "op": "and",
+    "args": [_LACKS_ABSENT, {"op": "not", "args": [{"op": "and", "args": [_LACKS_ABSENT, _NO_SUCH_ITEM]}]}],
+}
+"""A filter that every item meets where filters hold as CQL2 defines them (`StacApi.filters_hold`): it lacks a
+property that no item has, and it is not both that and an item that does not exist."""
 FEATURES_PARAMETERS = frozenset({"datetime", "bbox", "limit"})
 """What a `/collections/{id}/items` page of OGC API Features takes."""
 SortBy = str | list[Any]
@@ -210,21 +216,25 @@ class StacApi:
         return None
 
     @cached_property
-    def filters_missing_as_null(self) -> bool:
-        """Whether the API's filters take a property that an item lacks as null, as CQL2 does: the conditions that
-        ask about several collections at once need it (a collection's ranges by `end_datetime`, the items that
-        lack `updated`); stac-fastapi-geoparquet 0.0.7 matches nothing on a property its file has no column for,
-        and those searches would then find nothing new. Asked once, with a `limit=1` search for the items that lack
-        a property no item has; an API without items, or without the Filter extension, says no such thing."""
+    def filters_hold(self) -> bool:
+        """Whether the API's filters hold as CQL2 defines them for what this source composes: a property that an
+        item lacks is null (the searches about several collections at once ask about a range's `end_datetime` and
+        the items that lack `updated`), and the NOT of an AND is its NOT (the ids left out at a window's start).
+        stac-fastapi-geoparquet 0.0.7 matches nothing on a property its file has no column for, and nothing with
+        `NOT (datetime = t AND id IN (...))`: those searches would find nothing, and the run load nothing. Asked
+        once, with a `limit=1` search that every item meets where they hold; an API without items, or without
+        the Filter extension, says no such thing."""
         if not self.conforms_to(ConformanceClasses.FILTER):
             return False
         probe_io = self.stac_io.probing() if isinstance(self.stac_io, SignedStacApiIO) else self.stac_io
-        lacking = {"filter": {"op": "isNull", "args": [{"property": ABSENT_PROPERTY}]}, "filter_lang": "cql2-json"}
+        every_item = {"filter": _MET_BY_EVERY_ITEM, "filter_lang": "cql2-json"}
         try:
-            if self.first_page(self._item_search(self.search_method, probe_io, limit=1, **lacking), probe_io).entries:
+            if self.first_page(
+                self._item_search(self.search_method, probe_io, limit=1, **every_item), probe_io
+            ).entries:
                 return True
         except BadPage as refusal:
-            logger.info(f"The STAC API at {self.url} cannot filter on a property that items lack ({refusal})")
+            logger.info(f"The STAC API at {self.url} cannot filter as CQL2 defines it ({refusal})")
             return False
         return not self.first_page(self._item_search(self.search_method, probe_io, limit=1), probe_io).entries
 

@@ -161,11 +161,11 @@ def saved_field(name: str | None, since: datetime | None) -> CursorField:
 def api_filters_on_updated(api: StacApi) -> bool:
     """Whether the API can filter and sort items on `updated` as a timestamp: it sorts, `updated` is a date-time
     queryable (pgstac, for one, compares a property it does not list as text), and its filters find the items
-    that lack `updated` (`StacApi.filters_missing_as_null`)."""
+    that lack `updated` (`StacApi.filters_hold`)."""
     if not api.sorts:
         return False
     definition = api.queryable_properties().get(UPDATED_NAME) or {}
-    return definition.get("format") == "date-time" and api.filters_missing_as_null
+    return definition.get("format") == "date-time" and api.filters_hold
 
 
 def chosen_fields(

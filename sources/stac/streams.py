@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from pystac_client import ItemSearch
-from pystac_client.conformance import ConformanceClasses
 
 from .api import StacApi
 from .collection_groups import Conditions, any_of, collections_per_search, groups_of, items_matched
@@ -40,9 +39,10 @@ def collection_search(
     descending: bool = False,
     loaded_at_start: frozenset[str] = frozenset(),
 ) -> ItemSearch:
-    """The search for `window`'s items of `collection`, in `field`'s order (or its reverse); where the API
-    filters, without the items `loaded_at_start` (the ids at exactly the window's start loaded before)."""
-    excluded = loaded_at_start if api.conforms_to(ConformanceClasses.FILTER) else frozenset()
+    """The search for `window`'s items of `collection`, in `field`'s order (or its reverse); where the API's
+    filters hold (`StacApi.filters_hold`), without the items `loaded_at_start` (the ids at exactly the window's
+    start loaded before; else they are read again and skipped by id)."""
+    excluded = loaded_at_start if api.filters_hold else frozenset()
     parameters = field.search_parameters(window, excluded, api.ids_bytes_at_most)
     if descending:
         parameters["sortby"] = field.descending
@@ -60,10 +60,10 @@ def windows_with_items(
     saw them all (else None). Found with a search per `COLLECTIONS_PER_SEARCH` collections (each collection's
     window as a CQL2 condition, less the items at its start that were loaded before), `concurrency` at once,
     instead of probes per collection, so that a run over many collections costs what changed. Where the API's
-    filters cannot be trusted with such conditions (`StacApi.filters_missing_as_null`), or for one window, all
+    filters cannot be trusted with such conditions (`StacApi.filters_hold`), or for one window, all
     of them, uncounted.
     """
-    if len(windows) < 2 or not api.filters_missing_as_null:
+    if len(windows) < 2 or not api.filters_hold:
         return windows, {}
     groups = groups_of(_conditions_of(api, windows, cursors), collections_per_search(api))
     searches = [items_matched(api, group, page_size) for group in groups]
