@@ -206,3 +206,23 @@ def test_every_server_loads_every_item_once_and_a_named_search_as_the_server_ans
     assert 0 < len(loaded_ids(duckdb_pipeline, "search_south_al")["naip"]) < 1000
     assert report.rows() == {}, "the run after it loads nothing"
     assert items_state(duckdb_pipeline) == cursors
+
+
+def test_named_searches_by_intersects_and_by_ids_load_by_get_what_the_server_answers(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    naip = list(sample_catalog.files_of("naip").items())
+    west, south, east, north = SOUTH_ALABAMA["bbox"]
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    searches = {
+        "shape": {"collections": ["naip"], "intersects": {"type": "Polygon", "coordinates": [ring]}},
+        "named": {"collections": ["naip"], "ids": [item["id"] for item in naip[:7]]},
+    }
+    source = stac(url=pgstac_server.url, searches=searches, page_size=50, search_method="GET")
+    run_in_packages(duckdb_pipeline, source.with_resources("search_shape", "search_named"))
+
+    for name, search in searches.items():
+        answer = Client.open(pgstac_server.url).search(**search, method="GET", limit=100).items_as_dicts()
+        assert loaded_ids(duckdb_pipeline, f"search_{name}") == {"naip": {item["id"] for item in answer}}
+    assert loaded_ids(duckdb_pipeline, "search_named") == {"naip": {item["id"] for item in naip[:7]}}
+    assert 0 < len(loaded_ids(duckdb_pipeline, "search_shape")["naip"]) < 1000

@@ -195,11 +195,10 @@ class StacApi:
         searches; an error that the unsorted search gets too is not about sorting, and is raised."""
         if not self.conforms_to(ConformanceClasses.SORT):
             return None
-        probe_io = self.stac_io.probing() if isinstance(self.stac_io, SignedStacApiIO) else self.stac_io
         refusals = []
         for prefix in (PROPERTY_PREFIX, ""):
             try:
-                self._first_page_of_probe(probe_io, _named_as(ASCENDING_BY_DATETIME_THEN_ID, prefix))
+                self._probe(sortby=_named_as(ASCENDING_BY_DATETIME_THEN_ID, prefix))
             except BadPage as refusal:
                 refusals.append(refusal)
                 continue
@@ -207,7 +206,7 @@ class StacApi:
                 logger.info(f"The STAC API at {self.url} sorts by `datetime` but not by `properties.datetime` "
                             f"({refusals[0]}): this run's searches sort by the bare names")  # fmt: skip
             return prefix
-        self._first_page_of_probe(probe_io, None)
+        self._probe()
         logger.warning(
             f"The STAC API at {self.url} declares the Sort extension but refuses sorted searches ({refusals[0]}); "
             "this run reads items in the server's order: each collection's window is read by one search, not cut "
@@ -222,25 +221,27 @@ class StacApi:
         the items that lack `updated`), and the NOT of an AND is its NOT (the ids left out at a window's start).
         stac-fastapi-geoparquet 0.0.7 matches nothing on a property its file has no column for, and nothing with
         `NOT (datetime = t AND id IN (...))`: those searches would find nothing, and the run load nothing. Asked
-        once, with a `limit=1` search that every item meets where they hold; an API without items, or without
-        the Filter extension, says no such thing."""
+        once, with a `limit=1` search that every item meets where they hold. No for an API without the Filter
+        extension; yes for one whose search finds no item at all (its filters have nothing to lose)."""
         if not self.conforms_to(ConformanceClasses.FILTER):
             return False
-        probe_io = self.stac_io.probing() if isinstance(self.stac_io, SignedStacApiIO) else self.stac_io
-        every_item = {"filter": _MET_BY_EVERY_ITEM, "filter_lang": "cql2-json"}
         try:
-            if self.first_page(
-                self._item_search(self.search_method, probe_io, limit=1, **every_item), probe_io
-            ).entries:
+            if self._probe(filter=_MET_BY_EVERY_ITEM, filter_lang="cql2-json").entries:
                 return True
         except BadPage as refusal:
             logger.info(f"The STAC API at {self.url} cannot filter as CQL2 defines it ({refusal})")
             return False
-        return not self.first_page(self._item_search(self.search_method, probe_io, limit=1), probe_io).entries
+        return not self._probe().entries
 
-    def _first_page_of_probe(self, probe_io: StacApiIO, sortby: SortBy | None) -> Page:
-        order = {"sortby": sortby} if sortby else {}
-        return self.first_page(self._item_search(self.search_method, probe_io, limit=1, **order), probe_io)
+    def _probe(self, **parameters: Any) -> Page:
+        """The first page of a `limit=1` search, sent without retries on HTTP 500 (`SignedStacApiIO.probing`)."""
+        return self.first_page(
+            self._item_search(self.search_method, self._probe_io, limit=1, **parameters), self._probe_io
+        )
+
+    @cached_property
+    def _probe_io(self) -> StacApiIO:
+        return self.stac_io.probing() if isinstance(self.stac_io, SignedStacApiIO) else self.stac_io
 
     def search_pages(self, search: ItemSearch, stac_io: StacApiIO | None = None) -> Generator[Page, None, None]:
         """The search's pages, each read when it is asked for. A POST search answered 405 is sent by GET, and so
