@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dlt
+
 from stack import RustacServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +45,9 @@ def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServe
     naip_line = f"{'naip':<32} {1000:>8}  2011-07-31 00:00:00+00:00 .. 2023-10-02 16:00:00+00:00"
     assert naip_line in first.stdout.splitlines()
     assert (tmp_path / "terrabyte.duckdb").exists()
+    loaded = dlt.attach("terrabyte", pipelines_dir=str(tmp_path / "dlt" / "pipelines"))
+    items = loaded.dataset().items.df()  # dlt's DataFrame of a table, as a notebook reads it
+    assert len(items) == 1034 and sorted(items["collection"].unique()) == ["3dep-lidar-dsm", "joplin", "naip"]
     assert first.stdout.splitlines()[-1] == (
         "All collections load by `datetime` (3dep-lidar-dsm, joplin, naip): their items carry no `updated`, or the "
         "API cannot filter on it, so an incremental run does not see an edit, nor an item added with a datetime "
