@@ -35,11 +35,15 @@ if __name__ == "__main__":
 
 import argparse
 import gc
+import time
+from collections.abc import Callable
 from typing import Any
 
 import dlt
 from dlt.common.configuration import configspec, resolve_configuration
+from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.extract import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from dlt_stac import stac
@@ -49,6 +53,7 @@ from dlt_stac.auth.oidc import DeviceAuthorization
 from dlt_stac.errors import LoginNeeded, StacSourceError
 from dlt_stac.runs import PackageRows, RunReport, run_in_packages
 
+from duckdb_lock import held_file_of, lock_settings
 from process_memory import MemorySettings, keep_less_freed_memory, memory_settings
 
 PIPELINE_NAME = "terrabyte"
@@ -87,9 +92,29 @@ def login_advice(error: BaseException) -> str | None:
 
 
 def print_error(error: BaseException) -> None:
+    if held := held_file_of(error):  # dlt words it as a connection problem: credentials, the internet
+        print(f"error: {held.advice()}", file=sys.stderr)
+        return
     print(f"error: {error}", file=sys.stderr)
     if advice := login_advice(error):
         print(advice, file=sys.stderr)
+
+
+def run_waiting_for_the_file(
+    pipeline: dlt.Pipeline, new_source: Callable[[], DltSource], refresh: Any, wait_s: float
+) -> RunReport:
+    """`run_in_packages` of a new source, again while another process holds the DuckDB file, for up to `wait_s`
+    (a run stopped by it goes on where it stopped, as after a crash)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return run_in_packages(pipeline, new_source(), refresh=refresh)
+        except (PipelineStepFailed, DestinationConnectionError) as error:
+            held = held_file_of(error)
+            if held is None or time.monotonic() >= deadline:
+                raise
+            print(f"Waiting up to {deadline - time.monotonic():.0f} s for the DuckDB file {held}", flush=True)
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
 
 def destination_of(name: str, settings: MemorySettings) -> Any:
@@ -266,9 +291,13 @@ def main(argv: list[str]) -> int:
         pipeline_name=PIPELINE_NAME, destination=destination, dataset_name=args.dataset, progress="log"
     )
     try:
-        source = stac(**source_arguments(args), credentials=terrabyte_credentials())
-        report = run_in_packages(pipeline, source, refresh="drop_sources" if args.full_refresh else None)
-    except (StacSourceError, PipelineStepFailed) as error:
+        report = run_waiting_for_the_file(
+            pipeline,
+            lambda: stac(**source_arguments(args), credentials=terrabyte_credentials()),
+            "drop_sources" if args.full_refresh else None,
+            lock_settings().duckdb_lock_wait_s,
+        )
+    except (StacSourceError, PipelineStepFailed, DestinationConnectionError) as error:
         print_error(error)
         return 1
     print_summary(pipeline, report)

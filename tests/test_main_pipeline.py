@@ -15,9 +15,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = PROJECT_ROOT / "pipelines" / "terrabyte_pipeline.py"
 
 
-def run_main_job(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_main_job(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The main job as a user runs it with the project's `.dlt/config.toml`; its state and DuckDB file in `workdir`."""
-    env = {**os.environ, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
+    env = {**os.environ, **(env or {}), "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
     return subprocess.run(
         [sys.executable, str(PIPELINE), *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
     )
@@ -79,3 +79,46 @@ def test_main_job_reports_a_bad_collection_without_a_traceback(rustac_server: Ru
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: Unknown collection(s) nope at {rustac_server.url}. The API has: 3dep-")
     assert "Traceback" not in result.stderr
+
+
+HOLD_DUCKDB_FILE = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); print('open', flush=True); time.sleep(float(sys.argv[2]))"  # noqa: E501
+"""A process that reads the DuckDB file, as a notebook or the DuckDB CLI does, for as many seconds as it is told."""
+
+
+def holding_the_file(path: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_DUCKDB_FILE, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+    return holder
+
+
+def test_a_run_waits_for_a_process_that_holds_the_duckdb_file_and_then_names_it(
+    rustac_server: RustacServer, tmp_path: Path
+) -> None:
+    assert run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "joplin").returncode == 0
+    database = tmp_path / "terrabyte.duckdb"
+
+    holder = holding_the_file(database, 60)
+    try:
+        refused = run_main_job(
+            tmp_path, "--url", rustac_server.url, "--collections", "naip", env={"MAIN_JOB__DUCKDB_LOCK_WAIT_S": "1"}
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1] == (
+        f"error: The DuckDB file {database} (held by PID {holder.pid}: {sys.executable} -c {HOLD_DUCKDB_FILE} "
+        f"{database} 60) is open in another process, which keeps this run from writing it: a DuckDB file has one "
+        "writer, and a process that has it open, even read-only, keeps writers out. Close that process (a notebook, "
+        "the DuckDB CLI, the dashboard), or open the file only between runs, then run again."
+    )
+    assert "credentials" not in refused.stderr and "internet" not in refused.stderr
+
+    holder = holding_the_file(database, 3)
+    waited = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip")
+    holder.wait()
+    assert waited.returncode == 0, waited.stderr
+    assert f"Waiting up to 60 s for the DuckDB file {database} (held by PID {holder.pid}: " in waited.stdout
+    assert summary_line(waited) == "Rows loaded this run: collections 1, items 1000 (1 load package)"
