@@ -4,6 +4,7 @@
     python pipelines/terrabyte_pipeline.py --url http://127.0.0.1:8081 --collections naip joplin
     python pipelines/terrabyte_pipeline.py --destination postgres --since 2024-01-01T00:00:00Z
     python pipelines/terrabyte_pipeline.py login                            # once, for a private API
+    python pipelines/terrabyte_pipeline.py collections                      # what the API shows you
 
 Runs are incremental on item datetime, per collection; see README.md.
 """
@@ -54,6 +55,7 @@ from dlt_stac.errors import LoginNeeded, StacSourceError
 from dlt_stac.runs import PackageRows, RunReport, run_in_packages
 
 from duckdb_lock import held_file_of, lock_settings
+from list_collections import list_collections
 from process_memory import MemorySettings, keep_less_freed_memory, memory_settings
 
 PIPELINE_NAME = "terrabyte"
@@ -124,8 +126,16 @@ def destination_of(name: str, settings: MemorySettings) -> Any:
     return dlt.destinations.duckdb(credentials=DuckDbCredentials(global_config=dict(settings.duckdb)))
 
 
+COMMANDS = """commands (each with its own --help):
+  login        log in on any browser once and keep the refresh token (a private API)
+  collections  list the collections the API shows you, with their item counts
+without a command, the job loads the API's collections and items."""
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=COMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", help="the STAC API's landing page (default: [sources.stac] url)")
     parser.add_argument("--collections", nargs="+", help="collection ids, space or comma separated (default: all)")
     parser.add_argument("--since", help="initial datetime cursor, RFC 3339 (default: the full history)")
@@ -283,6 +293,8 @@ def login(argv: list[str]) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["login"]:
         return login(argv[1:])
+    if argv[:1] == ["collections"]:
+        return list_collections(argv[1:], terrabyte_credentials())
     args = parse_args(argv)
     settings = memory_settings()
     keep_less_freed_memory(settings)

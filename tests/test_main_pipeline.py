@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dlt
 
-from stack import RustacServer
+from stack import PgstacServer, RustacServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = PROJECT_ROOT / "pipelines" / "terrabyte_pipeline.py"
@@ -122,3 +122,30 @@ def test_a_run_waits_for_a_process_that_holds_the_duckdb_file_and_then_names_it(
     assert waited.returncode == 0, waited.stderr
     assert f"Waiting up to 60 s for the DuckDB file {database} (held by PID {holder.pid}: " in waited.stdout
     assert summary_line(waited) == "Rows loaded this run: collections 1, items 1000 (1 load package)"
+
+
+def test_collections_lists_what_the_api_shows_with_the_item_counts_it_gives(
+    pgstac_server: PgstacServer, rustac_server: RustacServer, tmp_path: Path
+) -> None:
+    counted = run_main_job(tmp_path, "collections", "--url", pgstac_server.url)
+    uncounted = run_main_job(tmp_path, "collections", "--url", rustac_server.url, "--prefix", "j")
+
+    assert counted.returncode == 0, counted.stderr
+    rows = {line.split()[0]: line.split()[1] for line in counted.stdout.splitlines()[1:] if line.strip()}
+    assert {key: rows[key] for key in ("naip", "joplin", "3dep-lidar-dsm")} == {
+        "naip": "1000",
+        "joplin": "30",
+        "3dep-lidar-dsm": "4",
+    }
+    assert counted.stdout.splitlines()[0].split() == ["collection", "items", "title"]
+    assert uncounted.returncode == 0, uncounted.stderr
+    assert uncounted.stdout.splitlines()[1].split() == ["joplin", "?"], "rustac does not count: no title either"
+    assert uncounted.stdout.splitlines()[-1] == f"1 collection at {rustac_server.url}"
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    shown = run_main_job(tmp_path, "--help")
+
+    assert shown.returncode == 0
+    commands = shown.stdout[shown.stdout.index("commands (each with its own --help):") :].splitlines()[1:3]
+    assert [line.split()[0] for line in commands] == ["login", "collections"]

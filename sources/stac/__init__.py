@@ -15,15 +15,14 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from .api import SEARCH_METHODS, StacApi
-from .auth import StacApiCredentials, authorizer_for
+from .api import SEARCH_METHODS, StacApi, open_api
+from .auth import StacApiCredentials
 from .extract import REJECTED_ITEMS_TABLE
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
 from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection
 from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row, content_hash
 from .searches import NamedSearch, checked_search
 from .settings import at_least_one, one_of, positive, window_settings
-from .stac_io import stac_api_io
 from .tables import quiet_json_text_hints
 from .windows import WindowSettings
 
@@ -96,9 +95,8 @@ def stac(
         at_least_one("package_size", package_size), positive("package_megabytes", package_megabytes)
     )
     quiet_json_text_hints()
-    authorizer = authorizer_for(url, credentials, timeout)
-    stac_io = stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency)
-    api = StacApi.open(url, stac_io, page_size, one_of("search_method", search_method, SEARCH_METHODS))
+    method = one_of("search_method", search_method, SEARCH_METHODS)
+    api = open_api(url, credentials, page_size, concurrency, method, max_retries, backoff_factor, timeout)
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]

@@ -20,6 +20,7 @@ from pystac_client.exceptions import APIError
 from pystac_client.mixins import QUERYABLES_REL
 from pystac_client.stac_api_io import StacApiIO
 
+from .auth import StacApiCredentials, authorizer_for
 from .errors import (
     BadPage,
     ItemSearchNeeded,
@@ -30,7 +31,7 @@ from .errors import (
     UnknownCollections,
 )
 from .paging import Page, iter_pages
-from .stac_io import SignedStacApiIO
+from .stac_io import SignedStacApiIO, stac_api_io
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
 PROPERTY_PREFIX = "properties."
@@ -132,6 +133,10 @@ class StacApi:
         else:
             selected = existing
         return [collection_id for collection_id in selected if collection_id.startswith(prefix or "")]
+
+    def items_matched(self, collection_id: str) -> int | None:
+        """How many items the API says the collection holds (`numberMatched` of a `limit=1` search), where it says."""
+        return self.first_page(self.search(collections=[collection_id], limit=1)).matched
 
     def search(self, **parameters: Any) -> ItemSearch:
         """An item search sent by `search_method`, sorted by datetime then id unless `sortby` says otherwise,
@@ -315,3 +320,20 @@ def _method_offered(client: Client, method: str) -> str:
 def _arguments_of(parameters: dict[str, Any]) -> dict[str, Any]:
     """`ItemSearch`'s arguments for the parameters of a POST search: its `filter-lang` left to pystac-client."""
     return {key: value for key, value in parameters.items() if key != "filter-lang"}
+
+
+def open_api(
+    url: str,
+    credentials: StacApiCredentials,
+    page_size: int = 250,
+    concurrency: int = 2,
+    search_method: str = "POST",
+    max_retries: int = 5,
+    backoff_factor: float = 0.5,
+    timeout: float = 60.0,
+) -> StacApi:
+    """The STAC API at `url`, signed in with the first way in that `credentials` offer, its requests retried as
+    the source's are (`stac_io.py`); `concurrency` requests at a time. Raises the errors of `StacApi.open`."""
+    authorizer = authorizer_for(url, credentials, timeout)
+    stac_io = stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency)
+    return StacApi.open(url, stac_io, page_size, search_method)
