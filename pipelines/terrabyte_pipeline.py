@@ -132,6 +132,12 @@ COMMANDS = """commands (each with its own --help):
 without a command, the job loads the API's collections and items."""
 
 
+def pipeline_name_of(destination: str) -> str:
+    """`terrabyte` into DuckDB (its file `terrabyte.duckdb`), `terrabyte_<destination>` into another, so that runs
+    into different destinations keep their own state (dlt keeps one destination per pipeline)."""
+    return PIPELINE_NAME if destination == "duckdb" else f"{PIPELINE_NAME}_{destination}"
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], epilog=COMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -144,6 +150,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--package-size", type=int, help="items per load package (default: [sources.stac] package_size)"
     )
     parser.add_argument("--destination", default="duckdb", help="any dlt destination name (default: duckdb)")
+    parser.add_argument(
+        "--pipeline-name",
+        help=f"dlt pipeline name: its state, and for DuckDB its file <name>.duckdb (default: {PIPELINE_NAME} into "
+        f"DuckDB, {PIPELINE_NAME}_<destination> into another)",
+    )
     parser.add_argument("--dataset", default=DATASET_NAME, help=f"dataset (schema) name (default: {DATASET_NAME})")
     parser.add_argument("--full-refresh", action="store_true", help="drop this source's tables and state first")
     parser.add_argument(
@@ -300,7 +311,10 @@ def main(argv: list[str]) -> int:
     keep_less_freed_memory(settings)
     destination = destination_of(args.destination, settings)
     pipeline = dlt.pipeline(
-        pipeline_name=PIPELINE_NAME, destination=destination, dataset_name=args.dataset, progress="log"
+        pipeline_name=args.pipeline_name or pipeline_name_of(args.destination),
+        destination=destination,
+        dataset_name=args.dataset,
+        progress="log",
     )
     try:
         report = run_waiting_for_the_file(

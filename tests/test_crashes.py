@@ -187,7 +187,9 @@ def outcomes_of(moments: list[str], run: Callable[[str], Outcome]) -> dict[str, 
 
 
 def attached(workdir: Path, destination: Any) -> dlt.Pipeline:
-    return dlt.attach("terrabyte", pipelines_dir=str(workdir / "dlt" / "pipelines"), destination=destination)
+    """The main job's pipeline, as it names it for the destination (`terrabyte`, `terrabyte_postgres`)."""
+    name = "terrabyte" if destination.destination_name == "duckdb" else f"terrabyte_{destination.destination_name}"
+    return dlt.attach(name, pipelines_dir=str(workdir / "dlt" / "pipelines"), destination=destination)
 
 
 def folder_of(moment: str) -> str:

@@ -149,3 +149,23 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert shown.returncode == 0
     commands = shown.stdout[shown.stdout.index("commands (each with its own --help):") :].splitlines()[1:3]
     assert [line.split()[0] for line in commands] == ["login", "collections"]
+
+
+def test_runs_into_duckdb_and_into_postgres_keep_their_own_pipelines(
+    rustac_server: RustacServer, postgres_database: str, tmp_path: Path
+) -> None:
+    into_postgres = {"DESTINATION__POSTGRES__CREDENTIALS": postgres_database}
+    duckdb_run = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "joplin")
+    postgres_run = run_main_job(
+        tmp_path, "--url", rustac_server.url, "--collections", "joplin", "--destination", "postgres", env=into_postgres
+    )
+    again = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "joplin")
+
+    for run in (duckdb_run, postgres_run, again):
+        assert run.returncode == 0, run.stderr
+        assert "in state differs from destination" not in run.stderr
+    assert summary_line(postgres_run) == "Rows loaded this run: collections 1, items 30 (1 load package)"
+    assert summary_line(again) == "Rows loaded this run: no rows (0 load packages)", "its own state, untouched"
+    pipelines = tmp_path / "dlt" / "pipelines"
+    assert sorted(path.name for path in pipelines.iterdir()) == ["terrabyte", "terrabyte_postgres"]
+    assert dlt.attach("terrabyte_postgres", pipelines_dir=str(pipelines)).destination.destination_name == "postgres"
