@@ -43,6 +43,28 @@ def column_types(pipeline: dlt.Pipeline, table: str) -> dict[str, str]:
     )
 
 
+SOUTH_ALABAMA_BOX = (-87.5, 30.3, -86.5, 30.8)
+
+
+def naip_in_box(pipeline: dlt.Pipeline, west: float, south: float, east: float, north: float) -> set[str]:
+    """The README's bbox query: the naip items whose bbox overlaps a box; the same SQL runs on DuckDB and Postgres."""
+    found = query(
+        pipeline,
+        f"SELECT id FROM {{items}} WHERE collection = 'naip' AND bbox_east >= {west} AND bbox_west <= {east}"
+        f" AND bbox_north >= {south} AND bbox_south <= {north}",
+    )
+    return {item_id for (item_id,) in found}
+
+
+def overlapping(items: Any, west: float, south: float, east: float, north: float) -> set[str]:
+    """The ids of the items whose bbox overlaps a box, from their JSON."""
+    return {
+        item["id"]
+        for item in items
+        if item["bbox"][2] >= west and item["bbox"][0] <= east and item["bbox"][3] >= south and item["bbox"][1] <= north
+    }
+
+
 def image_hrefs(pipeline: dlt.Pipeline) -> dict[str, str]:
     """The README's query for asset hrefs by asset key; the same SQL runs on DuckDB and Postgres."""
     return dict(query(pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'"))

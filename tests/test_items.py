@@ -27,12 +27,15 @@ from dlt_stac.windows import Cursor, Window, WindowFilter
 from stack import CatalogFolder, PgstacServer, RustacServer
 from stack.recording_api import RecordingApi
 from tests.stac_helpers import (
+    SOUTH_ALABAMA_BOX,
     add_items,
     column_types,
     create_collection,
     image_hrefs,
     items_state,
     loaded_ids,
+    naip_in_box,
+    overlapping,
     query,
     replace_collection,
     resource_state,
@@ -106,6 +109,8 @@ def test_asset_hrefs_by_key_with_one_query(
     assert image_hrefs(duckdb_pipeline) == {
         item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()
     }
+    in_box = overlapping(sample_catalog.files_of("naip").items(), *SOUTH_ALABAMA_BOX)
+    assert 0 < len(in_box) < 1000 and naip_in_box(duckdb_pipeline, *SOUTH_ALABAMA_BOX) == in_box
 
 
 def test_postgres_destination_loads_the_same(
@@ -125,6 +130,9 @@ def test_postgres_destination_loads_the_same(
     assert image_hrefs(postgres_pipeline) == {
         item["id"]: item["assets"]["image"]["href"] for item in sample_catalog.files_of("naip").items()
     }
+    assert types["bbox_west"] == "double precision"
+    in_box = overlapping(sample_catalog.files_of("naip").items(), *SOUTH_ALABAMA_BOX)
+    assert naip_in_box(postgres_pipeline, *SOUTH_ALABAMA_BOX) == in_box
 
 
 def test_second_run_loads_nothing_then_exactly_the_inserted_items(

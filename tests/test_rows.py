@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dlt_stac.errors import MalformedItem
-from dlt_stac.rows import item_cursor, item_row
+from dlt_stac.rows import collection_row, item_cursor, item_row
 
 ITEM: dict[str, Any] = {
     "type": "Feature",
@@ -32,6 +32,26 @@ def test_properties_are_lifted_and_timestamps_parsed() -> None:
     assert row["created"] is None
     assert row["geometry"] == ITEM["geometry"] and row["assets"] == ITEM["assets"]
     assert item_cursor(row) == row["datetime"]
+
+
+@pytest.mark.parametrize(
+    ("bbox", "corners"),
+    [
+        ([11.0, 48.0, 12.0, 49.0], (11.0, 48.0, 12.0, 49.0)),
+        ([11, 48, -5.5, 12, 49, 300.0], (11.0, 48.0, 12.0, 49.0)),  # 3D: west, south, bottom, east, north, top
+        ([11.0, 48.0, 12.0], (None, None, None, None)),
+        (None, (None, None, None, None)),
+        ([11.0, "48", 12.0, 49.0], (None, None, None, None)),
+    ],
+    ids=["2d", "3d", "three-numbers", "none", "a-string"],
+)
+def test_an_items_and_a_collections_bbox_become_four_typed_corners(bbox: Any, corners: tuple[Any, ...]) -> None:
+    row = item_row({**ITEM, "bbox": bbox})
+    collection = collection_row({"id": "c", "extent": {"spatial": {"bbox": [bbox]}}})
+
+    named = ("bbox_west", "bbox_south", "bbox_east", "bbox_north")
+    assert tuple(row[name] for name in named) == tuple(collection[name] for name in named) == corners
+    assert row["bbox"] == bbox, "the bbox itself stays as it came"
 
 
 def test_a_date_without_time_or_offset_is_taken_as_midnight_utc() -> None:

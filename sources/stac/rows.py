@@ -24,6 +24,8 @@ from .errors import MalformedItem
 ITEM_KEYS = ("id", "collection", "geometry", "bbox", "assets", "links", "type", "stac_version", "stac_extensions")
 """The item's top-level keys, in the order of the table's first columns."""
 TIMESTAMP_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "created", "updated")
+BBOX_CORNERS = ("bbox_west", "bbox_south", "bbox_east", "bbox_north")
+"""A bbox as four typed columns, for filters that need no JSON (`bbox` keeps it whole)."""
 CONTENT_HASH = "content_hash"
 DELETED = "_stac_deleted"
 """Set on a row that deletes its item or collection from the table (dlt's `hard_delete` hint)."""
@@ -47,12 +49,13 @@ ITEM_COLUMNS: TTableSchemaColumns = {
     **{name: json_column() for name in ("geometry", "bbox", "assets", "links")},
     "stac_extensions": json_column(),
     **{name: timestamp_column() for name in TIMESTAMP_PROPERTIES},
+    **{name: {"data_type": "double"} for name in BBOX_CORNERS},
     CONTENT_HASH: {"data_type": "text"},
     DELETED: deleted_column(),
 }
 COLLECTION_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
-    **{name: {"data_type": "double"} for name in ("bbox_west", "bbox_south", "bbox_east", "bbox_north")},
+    **{name: {"data_type": "double"} for name in BBOX_CORNERS},
     **{name: timestamp_column() for name in ("temporal_start", "temporal_end")},
     **{
         name: json_column()
@@ -109,10 +112,22 @@ def item_row(item: Any) -> dict[str, Any]:
         row[key] = item.get(key)
     for name in TIMESTAMP_PROPERTIES:
         row[name] = _timestamp_property(properties, name)
+    row.update(zip(BBOX_CORNERS, bbox_corners(item.get("bbox")), strict=True))
     if row["datetime"] is None and row["start_datetime"] is None:
         raise MalformedItem("properties.datetime is null and there is no properties.start_datetime")
     row[CONTENT_HASH] = content_hash(item)
     return row
+
+
+def bbox_corners(bbox: Any) -> tuple[float | None, float | None, float | None, float | None]:
+    """West, south, east and north of a 2D or 3D bbox (`[w, s, e, n]`, `[w, s, bottom, e, n, top]`); all None for
+    anything else."""
+    if not isinstance(bbox, list) or len(bbox) not in (4, 6):
+        return None, None, None, None
+    if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in bbox):
+        return None, None, None, None
+    east = len(bbox) // 2
+    return float(bbox[0]), float(bbox[1]), float(bbox[east]), float(bbox[east + 1])
 
 
 def content_hash(document: dict[str, Any]) -> str:
@@ -147,16 +162,12 @@ def rejected_item_row(raw: Any, reason: str, page_url: str, collection: str | No
 def collection_row(collection: dict[str, Any]) -> dict[str, Any]:
     """The row of one collection, with the first spatial bbox and temporal interval as typed columns."""
     extent = collection.get("extent") or {}
-    bbox = ((extent.get("spatial") or {}).get("bbox") or [[None] * 4])[0]
-    west, south, east, north = (bbox[0], bbox[1], bbox[-2], bbox[-1]) if len(bbox) in (4, 6) else (None,) * 4
+    bboxes = (extent.get("spatial") or {}).get("bbox") or [None]
     interval = ((extent.get("temporal") or {}).get("interval") or [[None, None]])[0]
     start, end = (parse_timestamp(value) if value else None for value in interval[:2])
     return {
         **collection,
-        "bbox_west": west,
-        "bbox_south": south,
-        "bbox_east": east,
-        "bbox_north": north,
+        **dict(zip(BBOX_CORNERS, bbox_corners(bboxes[0]), strict=True)),
         "temporal_start": start,
         "temporal_end": end,
     }
