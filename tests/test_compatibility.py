@@ -191,16 +191,16 @@ def test_every_server_loads_every_item_once_and_a_named_search_as_the_server_ans
 ) -> None:
     server = request.getfixturevalue(server_fixture)
     south_al = {key: SOUTH_ALABAMA[key] for key in ("collections", "bbox", "datetime")}
-    expected = sample_catalog.item_ids_by_collection()
-    collections = sorted(expected)
-    options = {"url": server.url, "collections": collections, "page_size": 100, "search_method": search_method}
+    expected = {key: ids for key, ids in sample_catalog.item_ids_by_collection().items() if key != "naip"}
+    collections = sorted(expected)  # naip's 1,000 items are the search's: the other 12 collections hold 74
+    options = {"url": server.url, "collections": collections, "page_size": 20, "search_method": search_method}
 
     run_in_packages(duckdb_pipeline, stac(**options, searches={"south_al": south_al}))
     cursors = items_state(duckdb_pipeline)
     report = run_in_packages(duckdb_pipeline, stac(**options, searches={"south_al": south_al}))
 
     assert loaded_ids(duckdb_pipeline) == expected
-    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(1074,)], "each item once"
+    assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(74,)], "each item once"
     answer = Client.open(server.url).search(**south_al, method=search_method, limit=100).items_as_dicts()
     assert loaded_ids(duckdb_pipeline, "search_south_al") == {"naip": {item["id"] for item in answer}}
     assert 0 < len(loaded_ids(duckdb_pipeline, "search_south_al")["naip"]) < 1000
