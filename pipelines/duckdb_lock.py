@@ -9,11 +9,13 @@ credentials", "your internet connection may be down"). `[main_job] duckdb_lock_w
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
-from pathlib import Path
 
+import dlt
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
+from dlt.destinations.exceptions import DestinationConnectionError
 
 LOCK_CONFLICT = re.compile(
     r'Could not set lock on file "(?P<path>[^"]+)": Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)'
@@ -41,16 +43,8 @@ class HeldFile:
     program: str
 
     def __str__(self) -> str:
-        return f"{self.path} (held by PID {self.pid}: {self.command_line()})"
-
-    def command_line(self) -> str:
-        """The holder's command line where this machine shows it, else its program."""
-        try:
-            arguments = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return self.program
-        shown = " ".join(argument.decode(errors="replace") for argument in arguments if argument)
-        return (shown[:500] + ("..." if len(shown) > 500 else "")) or self.program
+        """The file and its holder's PID and program (not its command line, which may carry secrets)."""
+        return f"{self.path} (held by PID {self.pid}, {self.program})"
 
     def advice(self) -> str:
         return (
@@ -68,3 +62,25 @@ def held_file_of(error: BaseException) -> HeldFile | None:
             return HeldFile(found["path"], int(found["pid"]), found["program"])
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+def wait_for_the_duckdb_file(pipeline: dlt.Pipeline, wait_s: float) -> None:
+    """Returns once this process can open the pipeline's DuckDB file, waiting up to `wait_s` for another process to
+    let go of it (saying so); raises the lock conflict after that. Before a run, so that the run itself starts
+    once and a `--full-refresh` is applied once; a holder that comes later ends the run with `HeldFile.advice`."""
+    if pipeline.destination.destination_name != "duckdb":
+        return
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            with pipeline.sql_client():
+                return
+        except DestinationConnectionError as error:
+            held = held_file_of(error)
+            if held is None or time.monotonic() >= deadline:
+                raise
+            if not said:
+                print(f"Waiting up to {wait_s:.0f} s for the DuckDB file {held}", flush=True)
+                said = True
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

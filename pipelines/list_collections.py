@@ -14,6 +14,8 @@ from dlt_stac.errors import StacSourceError
 from dlt_stac.paging import read_concurrently
 
 TITLE_WIDTH = 60
+REQUEST_SETTINGS = ("search_method", "max_retries", "backoff_factor", "timeout")
+"""The `[sources.stac]` settings of how the source asks the API, which this command asks it by too."""
 
 
 def parse_collections_args(argv: list[str]) -> argparse.Namespace:
@@ -27,7 +29,7 @@ def parse_collections_args(argv: list[str]) -> argparse.Namespace:
 
 
 def counted(api: StacApi, collection_id: str) -> Iterator[int | None]:
-    yield api.items_matched(collection_id)
+    yield api.item_count(collection_id)
 
 
 def collection_lines(api: StacApi, prefix: str | None, concurrency: int) -> list[str]:
@@ -52,8 +54,11 @@ def list_collections(argv: list[str], credentials: StacApiCredentials) -> int:
         print("error: no STAC API: pass --url or set [sources.stac] url in .dlt/config.toml", file=sys.stderr)
         return 1
     concurrency = int(dlt.config.get("sources.stac.concurrency") or 2)
+    settings = {key: dlt.config.get(f"sources.stac.{key}") for key in REQUEST_SETTINGS}
     try:
-        api = open_api(url, credentials, concurrency=concurrency)
+        api = open_api(
+            url, credentials, concurrency=concurrency, **{k: v for k, v in settings.items() if v is not None}
+        )
         lines = collection_lines(api, args.prefix, concurrency)
     except StacSourceError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -36,15 +36,12 @@ if __name__ == "__main__":
 
 import argparse
 import gc
-import time
-from collections.abc import Callable
 from typing import Any
 
 import dlt
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-from dlt.extract import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from dlt_stac import stac
@@ -54,7 +51,7 @@ from dlt_stac.auth.oidc import DeviceAuthorization
 from dlt_stac.errors import LoginNeeded, StacSourceError
 from dlt_stac.runs import PackageRows, RunReport, run_in_packages
 
-from duckdb_lock import held_file_of, lock_settings
+from duckdb_lock import held_file_of, lock_settings, wait_for_the_duckdb_file
 from list_collections import list_collections
 from process_memory import MemorySettings, keep_less_freed_memory, memory_settings
 
@@ -100,23 +97,6 @@ def print_error(error: BaseException) -> None:
     print(f"error: {error}", file=sys.stderr)
     if advice := login_advice(error):
         print(advice, file=sys.stderr)
-
-
-def run_waiting_for_the_file(
-    pipeline: dlt.Pipeline, new_source: Callable[[], DltSource], refresh: Any, wait_s: float
-) -> RunReport:
-    """`run_in_packages` of a new source, again while another process holds the DuckDB file, for up to `wait_s`
-    (a run stopped by it goes on where it stopped, as after a crash)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return run_in_packages(pipeline, new_source(), refresh=refresh)
-        except (PipelineStepFailed, DestinationConnectionError) as error:
-            held = held_file_of(error)
-            if held is None or time.monotonic() >= deadline:
-                raise
-            print(f"Waiting up to {deadline - time.monotonic():.0f} s for the DuckDB file {held}", flush=True)
-            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
 
 def destination_of(name: str, settings: MemorySettings) -> Any:
@@ -317,12 +297,9 @@ def main(argv: list[str]) -> int:
         progress="log",
     )
     try:
-        report = run_waiting_for_the_file(
-            pipeline,
-            lambda: stac(**source_arguments(args), credentials=terrabyte_credentials()),
-            "drop_sources" if args.full_refresh else None,
-            lock_settings().duckdb_lock_wait_s,
-        )
+        wait_for_the_duckdb_file(pipeline, lock_settings().duckdb_lock_wait_s)
+        source = stac(**source_arguments(args), credentials=terrabyte_credentials())
+        report = run_in_packages(pipeline, source, refresh="drop_sources" if args.full_refresh else None)
     except (StacSourceError, PipelineStepFailed, DestinationConnectionError) as error:
         print_error(error)
         return 1

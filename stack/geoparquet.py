@@ -33,7 +33,9 @@ class GeoparquetServer:
     def start(self) -> None:
         python = GEOPARQUET_VENV / "bin" / "python"
         if not python.exists():
-            raise FileNotFoundError(f"{python} is missing: create the server's virtualenv with `make .venv-geoparquet`")
+            raise FileNotFoundError(
+                f"{python} is missing: create it with `make .venv-geoparquet/.installed` (or `make test`)"
+            )
         folders = [str(files.collection_json.parent) for files in self.data.collections]
         command = [str(python), "-P", str(SERVE_SCRIPT), "--port", str(self.port), "--workdir", str(self.workdir)]
         self.process = ServerProcess("stac-fastapi-geoparquet", [*command, *folders], self.workdir / "server.log", {})

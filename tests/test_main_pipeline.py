@@ -109,18 +109,19 @@ def test_a_run_waits_for_a_process_that_holds_the_duckdb_file_and_then_names_it(
         holder.wait()
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[-1] == (
-        f"error: The DuckDB file {database} (held by PID {holder.pid}: {sys.executable} -c {HOLD_DUCKDB_FILE} "
-        f"{database} 60) is open in another process, which keeps this run from writing it: a DuckDB file has one "
-        "writer, and a process that has it open, even read-only, keeps writers out. Close that process (a notebook, "
-        "the DuckDB CLI, the dashboard), or open the file only between runs, then run again."
+        f"error: The DuckDB file {database} (held by PID {holder.pid}, {os.path.realpath(sys.executable)}) is open "
+        "in another process, which keeps this run from writing it: a DuckDB file has one writer, and a process that "
+        "has it open, even read-only, keeps writers out. Close that process (a notebook, the DuckDB CLI, the "
+        "dashboard), or open the file only between runs, then run again."
     )
+    assert HOLD_DUCKDB_FILE not in refused.stderr, "not its command line, which may carry secrets"
     assert "credentials" not in refused.stderr and "internet" not in refused.stderr
 
     holder = holding_the_file(database, 3)
     waited = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip")
     holder.wait()
     assert waited.returncode == 0, waited.stderr
-    assert f"Waiting up to 60 s for the DuckDB file {database} (held by PID {holder.pid}: " in waited.stdout
+    assert f"Waiting up to 60 s for the DuckDB file {database} (held by PID {holder.pid}, " in waited.stdout
     assert summary_line(waited) == "Rows loaded this run: collections 1, items 1000 (1 load package)"
 
 

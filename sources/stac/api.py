@@ -10,6 +10,7 @@ import re
 from collections.abc import Generator
 from functools import cached_property
 from typing import Any
+from urllib.parse import urljoin
 
 from dlt.common import logger
 from pystac import Link
@@ -49,6 +50,9 @@ _MET_BY_EVERY_ITEM = {
 }
 """A filter that every item meets where filters hold as CQL2 defines them (`StacApi.filters_hold`): it lacks a
 property that no item has, and it is not both that and an item that does not exist."""
+REFUSAL_STATUSES = frozenset({400, 422, 500, 501})
+"""What a server that cannot do what a probe asks answers, every time; other failures (no answer, 429 or 502-504
+after the retries) are not a refusal, and are raised."""
 FEATURES_PARAMETERS = frozenset({"datetime", "bbox", "limit"})
 """What a `/collections/{id}/items` page of OGC API Features takes."""
 SortBy = str | list[Any]
@@ -134,7 +138,7 @@ class StacApi:
             selected = existing
         return [collection_id for collection_id in selected if collection_id.startswith(prefix or "")]
 
-    def items_matched(self, collection_id: str) -> int | None:
+    def item_count(self, collection_id: str) -> int | None:
         """How many items the API says the collection holds (`numberMatched` of a `limit=1` search), where it says."""
         return self.first_page(self.search(collections=[collection_id], limit=1)).matched
 
@@ -174,7 +178,8 @@ class StacApi:
         collection = next((entry for entry in self.collections if entry.get("id") == collection_id), {})
         links = collection.get("links") or []
         link = next((link for link in links if link.get("rel") == "items" and link.get("href")), None)
-        return str(link["href"]) if link else f"{self.collections_url}/{collection_id}/items"
+        own_url = f"{self.collections_url}/{collection_id}"
+        return urljoin(own_url, str(link["href"])) if link else f"{own_url}/items"
 
     def _item_search(self, method: str, stac_io: StacApiIO, **parameters: Any) -> ItemSearch:
         if method == "GET" and isinstance(parameters.get("filter"), dict):
@@ -205,13 +210,15 @@ class StacApi:
             try:
                 self._probe(sortby=_named_as(ASCENDING_BY_DATETIME_THEN_ID, prefix))
             except BadPage as refusal:
+                if refusal.status not in REFUSAL_STATUSES:
+                    raise
                 refusals.append(refusal)
                 continue
             if refusals:
                 logger.info(f"The STAC API at {self.url} sorts by `datetime` but not by `properties.datetime` "
                             f"({refusals[0]}): this run's searches sort by the bare names")  # fmt: skip
             return prefix
-        self._probe()
+        self._probe(self.stac_io)  # retried as every search is: an error here is not about sorting
         logger.warning(
             f"The STAC API at {self.url} declares the Sort extension but refuses sorted searches ({refusals[0]}); "
             "this run reads items in the server's order: each collection's window is read by one search, not cut "
@@ -234,15 +241,22 @@ class StacApi:
             if self._probe(filter=_MET_BY_EVERY_ITEM, filter_lang="cql2-json").entries:
                 return True
         except BadPage as refusal:
-            logger.info(f"The STAC API at {self.url} cannot filter as CQL2 defines it ({refusal})")
+            if refusal.status not in REFUSAL_STATUSES:
+                raise
+            logger.warning(f"The STAC API at {self.url} cannot filter as CQL2 defines it ({refusal}): each collection "
+                           "is asked about on its own, and loads by `datetime`")  # fmt: skip
             return False
-        return not self._probe().entries
+        if not self._probe(self.stac_io).entries:
+            return True
+        logger.warning(f"The STAC API at {self.url} finds no item for a filter that every item meets: each collection "
+                       "is asked about on its own, and loads by `datetime`")  # fmt: skip
+        return False
 
-    def _probe(self, **parameters: Any) -> Page:
-        """The first page of a `limit=1` search, sent without retries on HTTP 500 (`SignedStacApiIO.probing`)."""
-        return self.first_page(
-            self._item_search(self.search_method, self._probe_io, limit=1, **parameters), self._probe_io
-        )
+    def _probe(self, stac_io: StacApiIO | None = None, **parameters: Any) -> Page:
+        """The first page of a `limit=1` search, sent without retries on HTTP 500 (`SignedStacApiIO.probing`)
+        unless another `stac_io` is given."""
+        io = stac_io or self._probe_io
+        return self.first_page(self._item_search(self.search_method, io, limit=1, **parameters), io)
 
     @cached_property
     def _probe_io(self) -> StacApiIO:
@@ -262,8 +276,6 @@ class StacApi:
             self.search_method = "GET"
             search = self._item_search("GET", io, **_arguments_of(search.get_parameters()))
             pages = iter_pages(io, search.url, "features", method="GET", parameters=search.get_parameters())
-        except StopIteration:
-            return
         yield from pages
 
     def first_page(self, search: ItemSearch, stac_io: StacApiIO | None = None) -> Page:
