@@ -117,7 +117,7 @@ def test_a_run_waits_for_a_process_that_holds_the_duckdb_file_and_then_names_it(
     assert HOLD_DUCKDB_FILE not in refused.stderr, "not its command line, which may carry secrets"
     assert "credentials" not in refused.stderr and "internet" not in refused.stderr
 
-    holder = holding_the_file(database, 3)
+    holder = holding_the_file(database, 2)
     waited = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip")
     holder.wait()
     assert waited.returncode == 0, waited.stderr
