@@ -32,6 +32,8 @@ class Faults:
     """The faults sent, in turn."""
     status: int = 503
     retry_after: str | None = "0"
+    faults_at_most: int | None = None
+    """No faults after this many (None: no limit)."""
     repeat_next_on: str | None = None
     """On this path, rewrite each page's `next` link into the request that produced the page."""
     post_refused_on: str | None = None
@@ -55,6 +57,8 @@ class Faults:
             self.requests.append((method, path))
             self.requests_seen += 1
             if self.every <= 0 or self.requests_seen <= 0 or self.requests_seen % self.every:
+                return None
+            if self.faults_at_most is not None and self.faults_sent >= self.faults_at_most:
                 return None
             self.faults_sent += 1
             return self.kinds[(self.faults_sent - 1) % len(self.kinds)]

@@ -82,6 +82,20 @@ def test_a_server_that_refuses_every_sort_is_read_in_its_own_order_with_a_warnin
     assert f"Search `dsm`: the STAC API at {proxy.url} does not sort, so its `sortby` is not sent" in dlt_log.text
 
 
+def test_a_probe_that_gets_no_answer_fails_the_run_instead_of_changing_how_it_sorts(
+    pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    faults = Faults(kinds=("drop",))
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        source = stac(url=proxy.url, collections=["joplin"], max_retries=1, backoff_factor=0.01)
+        faults.every, faults.faults_at_most = 1, 2  # the probe of `properties.datetime` and its one retry
+        with pytest.raises(PipelineStepFailed, match=r"at .*/search: the request failed"):
+            duckdb_pipeline.run(source.with_resources("items"))
+
+    assert faults.faults_sent == 2
+    assert duckdb_pipeline.list_extracted_load_packages() == [], "nothing read, by any sort"
+
+
 def test_an_error_that_unsorted_searches_get_too_is_not_taken_for_a_refused_sort(duckdb_pipeline: dlt.Pipeline) -> None:
     api = RecordingApi()
     api.documents = {
