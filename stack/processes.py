@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -110,6 +111,41 @@ class ServerProcess:
         terminate_process_group(self.process.pid)
         self.process.wait()
         self.pidfile.unlink(missing_ok=True)
+
+
+class FolderServer:
+    """A STAC API server on 127.0.0.1 serving a catalog folder: `start()` runs `command()` until the landing page
+    answers, `stop()` ends it. Subclasses say how the server is run."""
+
+    name = "server"
+    """The server's name in messages, and its log file's (`<workdir>/<name>.log`)."""
+
+    def __init__(self, workdir: Path, data: Any, port: int | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.data = data
+        """The `CatalogFolder` it serves."""
+        self.port = port or free_port()
+        self.process: ServerProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.process = ServerProcess(self.name, self.command(), self.workdir / f"{self.name}.log", {})
+        try:
+            self.process.wait_until_ready(f"{self.url}/")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
 
 
 def stop_server_from_pidfile(pidfile: Path) -> None:

@@ -11,8 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from stack.catalog_folder import CatalogFolder, CollectionFiles
-from stack.processes import ServerProcess, free_port
+from stack.catalog_folder import CollectionFiles
+from stack.processes import FolderServer
 
 
 def rustac_program() -> Path:
@@ -24,33 +24,12 @@ def rustac_program() -> Path:
     return Path(found)
 
 
-class RustacServer:
-    """`start()` serves the data folder's collections and items from memory; `stop()` ends it."""
+class RustacServer(FolderServer):
+    """Serves the data folder's collections and items from memory."""
 
-    def __init__(self, workdir: Path, data: CatalogFolder, port: int | None = None) -> None:
-        self.workdir = Path(workdir)
-        self.data = data
-        self.port = port or free_port()
-        self.process: ServerProcess | None = None
+    name = "rustac"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = ServerProcess("rustac serve", self._command(), self.workdir / "rustac.log", {})
-        try:
-            self.process.wait_until_ready(f"{self.url}/")
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
-
-    def _command(self) -> list[str]:
+    def command(self) -> list[str]:
         hrefs = []
         for files in self.data.collections:
             hrefs += [str(files.collection_json), str(self._plain_ndjson(files))]
