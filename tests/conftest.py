@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import dlt
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from stack import CatalogFolder, GeoparquetServer, PgstacServer, RustacServer
 from stack.auth_proxy import AuthProxy
 from stack.oidc_provider import OidcTestProvider
-from stack.processes import make_workdir
+from stack.processes import FolderServer, make_workdir
 
 SERVER_FIXTURES = frozenset({"pgstac_server", "rustac_server", "geoparquet_server", "auth_proxy", "postgres_database"})
 
@@ -60,24 +61,27 @@ def pgstac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterato
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def rustac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterator[RustacServer]:
-    """rustac's in-memory server with the sample data."""
-    server = RustacServer(stack_workdir / "rustac", sample_catalog)
+ServerT = TypeVar("ServerT", bound=FolderServer)
+
+
+def serving(server: ServerT) -> Iterator[ServerT]:
+    """A folder server started in a new workdir for the session, stopped after it."""
     server.workdir.mkdir()
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def rustac_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterator[RustacServer]:
+    """rustac's in-memory server with the sample data."""
+    yield from serving(RustacServer(stack_workdir / "rustac", sample_catalog))
 
 
 @pytest.fixture(scope="session")
 def geoparquet_server(stack_workdir: Path, sample_catalog: CatalogFolder) -> Iterator[GeoparquetServer]:
     """stac-fastapi-geoparquet with the sample data."""
-    server = GeoparquetServer(stack_workdir / "geoparquet", sample_catalog)
-    server.workdir.mkdir()
-    server.start()
-    yield server
-    server.stop()
+    yield from serving(GeoparquetServer(stack_workdir / "geoparquet", sample_catalog))
 
 
 @pytest.fixture(autouse=True)

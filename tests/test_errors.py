@@ -75,6 +75,12 @@ def test_package_megabytes_must_be_above_zero(value: Any, rustac_server: RustacS
         stac(url=rustac_server.url, package_megabytes=value)
 
 
+def test_a_search_method_other_than_post_or_get_is_named(rustac_server: RustacServer) -> None:
+    with pytest.raises(StacSourceError, match=r"^`search_method` must be one of POST, GET, got 'PUT'$"):
+        stac(url=rustac_server.url, search_method="PUT")
+    assert stac(url=rustac_server.url, search_method="get").name == "stac", "in any case"
+
+
 @pytest.fixture()
 def collections_only_api() -> Iterator[str]:
     """A static STAC API snapshot: core and collections conformance, neither item search nor OGC API Features."""

@@ -15,14 +15,14 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
-from .api import SEARCH_METHODS, StacApi, open_api
+from .api import StacApi, open_api
 from .auth import StacApiCredentials
 from .extract import REJECTED_ITEMS_TABLE
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
 from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection
 from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row, content_hash
 from .searches import NamedSearch, checked_search
-from .settings import at_least_one, one_of, positive, window_settings
+from .settings import at_least_one, positive, window_settings
 from .tables import quiet_json_text_hints
 from .windows import WindowSettings
 
@@ -95,8 +95,7 @@ def stac(
         at_least_one("package_size", package_size), positive("package_megabytes", package_megabytes)
     )
     quiet_json_text_hints()
-    method = one_of("search_method", search_method, SEARCH_METHODS)
-    api = open_api(url, credentials, page_size, concurrency, method, max_retries, backoff_factor, timeout)
+    api = open_api(url, credentials, page_size, concurrency, search_method, max_retries, backoff_factor, timeout)
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
     named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]

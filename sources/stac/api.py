@@ -32,6 +32,7 @@ from .errors import (
     UnknownCollections,
 )
 from .paging import Page, iter_pages
+from .settings import one_of
 from .stac_io import SignedStacApiIO, stac_api_io
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
@@ -346,6 +347,7 @@ def open_api(
 ) -> StacApi:
     """The STAC API at `url`, signed in with the first way in that `credentials` offer, its requests retried as
     the source's are (`stac_io.py`); `concurrency` requests at a time. Raises the errors of `StacApi.open`."""
+    method = one_of("search_method", search_method, SEARCH_METHODS)
     authorizer = authorizer_for(url, credentials, timeout)
     stac_io = stac_api_io(url, authorizer, max_retries, backoff_factor, timeout, connections=concurrency)
-    return StacApi.open(url, stac_io, page_size, search_method)
+    return StacApi.open(url, stac_io, page_size, method)
