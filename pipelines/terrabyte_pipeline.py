@@ -40,8 +40,8 @@ from typing import Any
 
 import dlt
 from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.exceptions import ValueNotSecretException
 from dlt.destinations.exceptions import DestinationConnectionError
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from dlt_stac import stac
@@ -95,15 +95,34 @@ def print_error(error: BaseException) -> None:
         print(f"error: {held.advice()}", file=sys.stderr)
         return
     print(f"error: {error}", file=sys.stderr)
+    if isinstance(error, ValueNotSecretException):
+        print(
+            f"dlt reads `{error.key}` from .dlt/secrets.toml or the environment variable "
+            f"{error.key.upper().replace('.', '__')}, not from {error.provider_name}: move it there.",
+            file=sys.stderr,
+        )
     if advice := login_advice(error):
         print(advice, file=sys.stderr)
 
 
-def destination_of(name: str, settings: MemorySettings) -> Any:
-    """The destination called `name`; DuckDB with its settings."""
-    if name != "duckdb":
-        return name
-    return dlt.destinations.duckdb(credentials=DuckDbCredentials(global_config=dict(settings.duckdb)))
+def with_job_settings(pipeline: dlt.Pipeline, settings: MemorySettings) -> dlt.Pipeline:
+    """The pipeline; into DuckDB, with the job's `[main_job.duckdb]` settings added to those of the user's.
+
+    dlt resolves DuckDB's credentials as it would for the run (the file from `[destination.duckdb] credentials`,
+    secrets.toml, `DESTINATION__DUCKDB__CREDENTIALS` or a `duckdb:///` URL, else `<pipeline_name>.duckdb`; the
+    user's `global_config`, `extensions`, `pragmas`), once: a credentials object handed to dlt is taken as it is.
+    A setting the user gave wins over the job's.
+    """
+    if pipeline.destination.destination_name != "duckdb":
+        return pipeline
+    credentials = pipeline.destination_client().config.credentials
+    credentials.global_config = {**settings.duckdb, **(credentials.global_config or {})}
+    return dlt.pipeline(
+        pipeline_name=pipeline.pipeline_name,
+        destination=dlt.destinations.duckdb(credentials=credentials),
+        dataset_name=pipeline.dataset_name,
+        progress=pipeline.collector,
+    )
 
 
 COMMANDS = """commands (each with its own --help):
@@ -289,18 +308,18 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     settings = memory_settings()
     keep_less_freed_memory(settings)
-    destination = destination_of(args.destination, settings)
     pipeline = dlt.pipeline(
         pipeline_name=args.pipeline_name or pipeline_name_of(args.destination),
-        destination=destination,
+        destination=args.destination,
         dataset_name=args.dataset,
         progress="log",
     )
     try:
+        pipeline = with_job_settings(pipeline, settings)
         wait_for_the_duckdb_file(pipeline, lock_settings().duckdb_lock_wait_s)
         source = stac(**source_arguments(args), credentials=terrabyte_credentials())
         report = run_in_packages(pipeline, source, refresh="drop_sources" if args.full_refresh else None)
-    except (StacSourceError, PipelineStepFailed, DestinationConnectionError) as error:
+    except (StacSourceError, PipelineStepFailed, DestinationConnectionError, ValueNotSecretException) as error:
         print_error(error)
         return 1
     print_summary(pipeline, report)

@@ -15,12 +15,25 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = PROJECT_ROOT / "pipelines" / "terrabyte_pipeline.py"
 
 
+def main_job_environment(workdir: Path, env: dict[str, str] | None) -> dict[str, str]:
+    """The project's `.dlt/config.toml` (or that of the project `env` names); the state in `workdir`."""
+    return {**os.environ, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt"), **(env or {})}
+
+
 def run_main_job(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The main job as a user runs it with the project's `.dlt/config.toml`; its state and DuckDB file in `workdir`."""
-    env = {**os.environ, **(env or {}), "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt")}
+    """The main job as a user runs it, in `workdir` (where it writes its DuckDB file)."""
     return subprocess.run(
-        [sys.executable, str(PIPELINE), *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, str(PIPELINE), *args], cwd=workdir, env=main_job_environment(workdir, env),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def start_main_job(workdir: Path, *args: str) -> subprocess.Popen[str]:
+    """The main job started as `run_main_job` runs it, its output read as it goes."""
+    return subprocess.Popen(
+        [sys.executable, str(PIPELINE), *args], cwd=workdir, env=main_job_environment(workdir, None),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
 
 def summary_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -81,13 +94,14 @@ def test_main_job_reports_a_bad_collection_without_a_traceback(rustac_server: Ru
     assert "Traceback" not in result.stderr
 
 
-HOLD_DUCKDB_FILE = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); print('open', flush=True); time.sleep(float(sys.argv[2]))"  # noqa: E501
-"""A process that reads the DuckDB file, as a notebook or the DuckDB CLI does, for as many seconds as it is told."""
+HOLD_DUCKDB_FILE = "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print('open', flush=True); sys.stdin.readline()"  # noqa: E501
+"""A process that reads the DuckDB file, as a notebook or the DuckDB CLI does, until it is told to let go (a line on
+its standard input)."""
 
 
-def holding_the_file(path: Path, seconds: float) -> subprocess.Popen[str]:
+def holding_the_file(path: Path) -> subprocess.Popen[str]:
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_DUCKDB_FILE, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD_DUCKDB_FILE, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout is not None and holder.stdout.readline() == "open\n"
     return holder
@@ -99,7 +113,7 @@ def test_a_run_waits_for_a_process_that_holds_the_duckdb_file_and_then_names_it(
     assert run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "joplin").returncode == 0
     database = tmp_path / "terrabyte.duckdb"
 
-    holder = holding_the_file(database, 60)
+    holder = holding_the_file(database)
     try:
         refused = run_main_job(
             tmp_path, "--url", rustac_server.url, "--collections", "naip", env={"MAIN_JOB__DUCKDB_LOCK_WAIT_S": "1"}
@@ -117,12 +131,17 @@ def test_a_run_waits_for_a_process_that_holds_the_duckdb_file_and_then_names_it(
     assert HOLD_DUCKDB_FILE not in refused.stderr, "not its command line, which may carry secrets"
     assert "credentials" not in refused.stderr and "internet" not in refused.stderr
 
-    holder = holding_the_file(database, 2)
-    waited = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip")
-    holder.wait()
-    assert waited.returncode == 0, waited.stderr
-    assert f"Waiting up to 60 s for the DuckDB file {database} (held by PID {holder.pid}, " in waited.stdout
-    assert summary_line(waited) == "Rows loaded this run: collections 1, items 1000 (1 load package)"
+    holder = holding_the_file(database)
+    run = start_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip")
+    assert run.stdout is not None and holder.stdin is not None
+    waiting = run.stdout.readline()
+    holder.communicate("let go\n")  # only once the run says it waits: whatever the machine's speed
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    assert waiting.startswith(f"Waiting up to 60 s for the DuckDB file {database} (held by PID {holder.pid}, ")
+    assert summary_line(subprocess.CompletedProcess(run.args, 0, out)) == (
+        "Rows loaded this run: collections 1, items 1000 (1 load package)"
+    )
 
 
 def test_collections_lists_what_the_api_shows_with_the_item_counts_it_gives(
