@@ -43,16 +43,14 @@ def page_rows(
 
 
 def dlt_items(admitted: list[AdmittedRow], rejected: list[dict[str, Any]], tables: ItemTables) -> tuple[list[Any], int]:
-    """The admitted rows as one Arrow table (with `json` hints for new JSON columns), the rejected rows to
+    """The admitted rows as one Arrow table (with the hints of its new columns), the rejected rows to
     `rejected_items`; and about how many bytes they hold."""
     items: list[Any] = []
     nbytes = sum(len(row["raw_json"]) for row in rejected)
     if admitted:
-        table, new_json_columns = tables.table([row for row, _ in admitted])
+        table, new_columns = tables.table([row for row, _ in admitted], dlt.current.source_schema())
         nbytes += table.nbytes
-        items.append(
-            dlt.mark.with_hints(table, dlt.mark.make_hints(columns=new_json_columns)) if new_json_columns else table
-        )
+        items.append(dlt.mark.with_hints(table, dlt.mark.make_hints(columns=new_columns)) if new_columns else table)
     if rejected:
         items.append(dlt.mark.with_table_name(rejected, REJECTED_ITEMS_TABLE))
     return items, nbytes

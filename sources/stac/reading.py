@@ -95,6 +95,7 @@ class Reading:
         max_items: int | None = None,
         shape: Shape | None = None,
         bundles: list[list[PartRead]] | None = None,
+        table_name: str = "items",
     ) -> None:
         self.streams = [[read] for read in reads] + (bundles or [])
         """The reads that each search serves: one, or a bundle of small windows of several collections."""
@@ -109,7 +110,7 @@ class Reading:
         self.taken = 0
         self.read_for_package = PagesRead()
         """What the last package's searches read."""
-        self.tables = ItemTables()
+        self.tables = ItemTables(table_name)
         self.shape: Shape = shape or (lambda admitted, rejected: dlt_items(admitted, rejected, self.tables))
         """The page's rows as dlt items: by default each page's new items as an Arrow table for the resource's
         table, its malformed items to `rejected_items`."""
@@ -362,4 +363,6 @@ def search_reading(api: StacApi, search: NamedSearch, state: dict[str, Any], set
         PartRead(search.name, None, DATETIME, part, search.request(api, part.window_filter().window), sorted_)
         for part in parts
     ]
-    return Reading(api, reads, cursors, fields, backfill, concurrency=1, max_items=search.max_items)
+    return Reading(
+        api, reads, cursors, fields, backfill, concurrency=1, max_items=search.max_items, table_name=search.table_name
+    )

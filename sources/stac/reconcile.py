@@ -148,6 +148,8 @@ class Reconciler:
         self.api = api
         self.selection = selection
         self.upper_bound = settings.upper_bound
+        self.tables = ItemTables("items")
+        """The tables of the items read again, whose properties take the columns they have in `items`."""
         self.listing = ReadingAcrossPackages(
             lambda state: items_reading(
                 api, selected, state, listing_window(state), page_size, concurrency, shape=listing_shape(state["id"])
@@ -193,13 +195,13 @@ class Reconciler:
     ) -> Generator[Any, None, None]:
         """The items read again, the listing rows of those the API still serves, and the rows that delete what it
         no longer has; counted in `state`. Stops after about `limits.megabytes` of items."""
-        counts, tables, size = state["counts"], ItemTables(), 0
+        counts, size = state["counts"], 0
         for collection, entries in differences.to_read_again.items():
             new = {item_id for item_id, lacking in entries if lacking}
             for found, rejected, missing in self._read_again(collection, [item_id for item_id, _ in entries]):
                 tally(counts, collection, "added", sum(row["id"] in new for row, _ in found))
                 tally(counts, collection, "changed", sum(row["id"] not in new for row, _ in found))
-                items, nbytes = dlt_items(found, rejected, tables)
+                items, nbytes = dlt_items(found, rejected, self.tables)
                 yield from items
                 yield from self._listed_or_deleted(state, collection, found, missing)
                 size += nbytes

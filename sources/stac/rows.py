@@ -26,6 +26,8 @@ ITEM_KEYS = ("id", "collection", "geometry", "bbox", "assets", "links", "type", 
 TIMESTAMP_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "created", "updated")
 BBOX_CORNERS = ("bbox_west", "bbox_south", "bbox_east", "bbox_north")
 """A bbox as four typed columns, for filters that need no JSON (`bbox` keeps it whole)."""
+PROPERTIES = "properties"
+"""The key of an item's row that holds its properties as served, each to the column `column_names.py` gives it."""
 CONTENT_HASH = "content_hash"
 DELETED = "_stac_deleted"
 """Set on a row that deletes its item or collection from the table (dlt's `hard_delete` hint)."""
@@ -47,6 +49,7 @@ ITEM_COLUMNS: TTableSchemaColumns = {
     "id": {"data_type": "text", "nullable": False},
     "collection": {"data_type": "text", "nullable": False},
     **{name: json_column() for name in ("geometry", "bbox", "assets", "links")},
+    **{name: {"data_type": "text"} for name in ("type", "stac_version")},
     "stac_extensions": json_column(),
     **{name: timestamp_column() for name in TIMESTAMP_PROPERTIES},
     **{name: {"data_type": "double"} for name in BBOX_CORNERS},
@@ -106,16 +109,14 @@ def item_row(item: Any) -> dict[str, Any]:
     properties = item.get("properties")
     if not isinstance(properties, dict):
         raise MalformedItem("the item has no properties object")
-    row = dict.fromkeys(ITEM_KEYS)  # the top-level keys come first, and keep their place below
-    row.update(properties)
-    for key in ITEM_KEYS:
-        row[key] = item.get(key)
+    row = {key: item.get(key) for key in ITEM_KEYS}
     for name in TIMESTAMP_PROPERTIES:
         row[name] = _timestamp_property(properties, name)
     row.update(zip(BBOX_CORNERS, bbox_corners(item.get("bbox")), strict=True))
     if row["datetime"] is None and row["start_datetime"] is None:
         raise MalformedItem("properties.datetime is null and there is no properties.start_datetime")
     row[CONTENT_HASH] = content_hash(item)
+    row[PROPERTIES] = properties
     return row
 
 

@@ -1,0 +1,113 @@
+"""Which column of an item table holds each property, so that no property name can fail a run or take the column
+of another.
+
+A property's column is its name as the destination's naming convention writes it (`eo:cloud_cover` becomes
+`eo_cloud_cover`). Different names can meet there: `eo:cloud_cover` and `eo_cloud_cover`, `Platform` and
+`platform` (snake_case folds case), a property named as one of the table's own columns (`id`, `geometry`,
+`bbox_west`, `content_hash`, `_dlt_id`, ...), or two long names whose shortened forms agree. A column belongs to
+the first property that fills it; a later one that meets it gets `<column>_2` (then `_3`, ...). The table's own
+columns always hold what their names say. Each column records in the dlt schema which property it holds (the
+column hint `x-stac-property`), so every package, resource and run that writes the table keeps the same choice.
+"""
+
+from __future__ import annotations
+
+from dlt.common import logger
+from dlt.common.schema import Schema
+from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TColumnSchema
+
+PROPERTY_HINT = "x-stac-property"
+"""The column hint that names the property a column holds."""
+VARIANT_HINT = "x-stac-variant-of"
+"""The column hint that names the property whose values of another type a JSON variant column holds."""
+DLT_COLUMNS = frozenset({C_DLT_ID, C_DLT_LOAD_ID})
+"""dlt's own columns of a table."""
+
+
+class ColumnNames:
+    """The columns of one table's properties: those the table's schema records, and those this process gives."""
+
+    def __init__(self, table_name: str, own_columns: frozenset[str], property_columns: frozenset[str]) -> None:
+        self.table_name = table_name
+        self.own_columns = own_columns
+        """Columns of the table itself: no property takes them."""
+        self.property_columns = property_columns
+        """Own columns that hold the property of the same name (`datetime`, `updated`, ...)."""
+        self.columns: dict[str, str] = {}
+        """Each property's column, as given so far."""
+        self.variants: dict[str, str] = {}
+        """Each property's JSON variant column, as given so far."""
+        self.owners: dict[str, str] = {}
+        """What holds each column given so far: a property, or a property's variant (`VARIANT_HINT` + name)."""
+        self.renamed: set[str] = set()
+        """The properties said to be renamed in this process."""
+
+    def column_of(self, name: str, schema: Schema) -> str:
+        """The column of property `name`."""
+        if name not in self.columns:
+            self.columns[name] = self._given(name, name, schema)
+        return self.columns[name]
+
+    def variant_of(self, name: str, schema: Schema) -> str:
+        """The JSON variant column of property `name`, for its values that cannot share its column's type:
+        `<its column>__v_json`, as dlt names variant columns."""
+        if name not in self.variants:
+            self.variants[name] = self._given(f"{self.column_of(name, schema)}__v_json", variant_owner(name), schema)
+        return self.variants[name]
+
+    def _given(self, wanted: str, owner: str, schema: Schema) -> str:
+        """The column `wanted` names, or the first of its suffixed names that nothing else holds."""
+        recorded = recorded_owners(schema, self.table_name)
+        plain = schema.naming.normalize_path(wanted)
+        column, suffix = plain, 1
+        while (holder := self._holder(column, recorded)) is not None and holder != owner:
+            suffix += 1
+            column = schema.naming.normalize_path(f"{plain}_{suffix}")
+        self.owners[column] = owner
+        if column != plain:
+            self._say_renamed(owner, column, plain, self._holder(plain, recorded) or "")
+        return column
+
+    def _holder(self, column: str, recorded: dict[str, str]) -> str | None:
+        """What holds `column`: the table (None only for a column nothing holds yet)."""
+        if column in self.property_columns:
+            return column
+        if column in self.own_columns or column in DLT_COLUMNS:
+            return f"the table's own `{column}`"
+        return self.owners.get(column) or recorded.get(column)
+
+    def _say_renamed(self, owner: str, column: str, plain: str, holder: str) -> None:
+        """Says once per process which property loads into a column of another name, and why."""
+        if owner in self.renamed:
+            return
+        self.renamed.add(owner)
+        held_by = holder if holder.startswith("the table") else f"property `{property_of(holder)}`"
+        name = property_of(owner)
+        what = f"Property `{name}` loads" if owner == name else f"Values of property `{name}` of another type load"
+        logger.warning(f"{self.table_name}: {what} into column `{column}`, since `{plain}` holds {held_by}.")
+
+
+def hint_of(owner: str) -> TColumnSchema:
+    """The column hint that records `owner` in the schema."""
+    if owner == property_of(owner):
+        return {PROPERTY_HINT: owner}  # type: ignore[typeddict-unknown-key]
+    return {VARIANT_HINT: property_of(owner)}  # type: ignore[typeddict-unknown-key]
+
+
+def variant_owner(name: str) -> str:
+    return f"{VARIANT_HINT}:{name}"
+
+
+def property_of(owner: str) -> str:
+    return owner.removeprefix(f"{VARIANT_HINT}:")
+
+
+def recorded_owners(schema: Schema, table_name: str) -> dict[str, str]:
+    """What holds each column of the table, as its schema records it."""
+    owners = {}
+    for column_name, column in schema.tables.get(table_name, {}).get("columns", {}).items():
+        if PROPERTY_HINT in column:
+            owners[column_name] = str(column[PROPERTY_HINT])  # type: ignore[literal-required]
+        elif VARIANT_HINT in column:
+            owners[column_name] = variant_owner(str(column[VARIANT_HINT]))  # type: ignore[literal-required]
+    return owners
