@@ -24,13 +24,13 @@ def rows(*properties: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def loaded(schema: Schema, table: tuple[pa.Table, TTableSchemaColumns]) -> pa.Table:
+def loaded(schema: Schema, table: tuple[pa.Table, TTableSchemaColumns], table_name: str = "items") -> pa.Table:
     """The page's table, its new columns and their hints kept in `schema` as dlt's extract keeps them."""
     arrow, hints = table
     columns = [
         {**column, **hints.get(name, {})} for name, column in py_arrow_to_table_schema_columns(arrow.schema).items()
     ]
-    schema.update_table(new_table("items", columns=columns))  # type: ignore[arg-type]
+    schema.update_table(new_table(schema.naming.normalize_table_identifier(table_name), columns=columns))  # type: ignore[arg-type]
     return arrow
 
 
@@ -126,3 +126,15 @@ def test_a_column_stays_with_the_property_that_took_it_in_an_earlier_run() -> No
         "eo_cloud_cover_2": {"x-stac-property": "eo_cloud_cover"},
         "eo_cloud_cover": {"x-stac-property": "eo:cloud_cover"},
     }
+
+
+def test_a_named_searchs_table_keeps_its_choices_whatever_its_name() -> None:
+    schema = Schema("stac")
+    loaded(
+        schema, ItemTables("search_s2-L2A").table(rows({"eo:cloud_cover": 10, "gsd": 10.0}), schema), "search_s2-L2A"
+    )
+
+    table, _ = ItemTables("search_s2-L2A").table(rows({"eo_cloud_cover": 20, "gsd": True}), schema)
+
+    assert table.column("eo_cloud_cover_2").to_pylist() == [20.0]
+    assert table.column("gsd__v_json").to_pylist() == ["true"], "not cast to 1.0"

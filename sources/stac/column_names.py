@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dlt.common import logger
 from dlt.common.schema import Schema
-from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TColumnSchema
+from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TColumnSchema, TTableSchemaColumns
 
 PROPERTY_HINT = "x-stac-property"
 """The column hint that names the property a column holds."""
@@ -102,10 +102,15 @@ def property_of(owner: str) -> str:
     return owner.removeprefix(f"{VARIANT_HINT}:")
 
 
+def table_columns(schema: Schema, table_name: str) -> TTableSchemaColumns:
+    """The columns the schema has for the table named `table_name` (which dlt keeps under its normalized name)."""
+    return schema.tables.get(schema.naming.normalize_table_identifier(table_name), {}).get("columns", {})
+
+
 def recorded_owners(schema: Schema, table_name: str) -> dict[str, str]:
     """What holds each column of the table, as its schema records it."""
     owners = {}
-    for column_name, column in schema.tables.get(table_name, {}).get("columns", {}).items():
+    for column_name, column in table_columns(schema, table_name).items():
         if PROPERTY_HINT in column:
             owners[column_name] = str(column[PROPERTY_HINT])  # type: ignore[literal-required]
         elif VARIANT_HINT in column:

@@ -3,8 +3,8 @@
 Nested values become JSON text in columns hinted `json`; JSON numbers become doubles, as JSON has a single
 number type, so that a column never changes type between pages (cloud cover 0 on one page, 12.5 on the next).
 A column whose values cannot share one Arrow type, or that a later page (or run) fills with values of another
-type than the table has for it, is kept as JSON text in a column of its own, `<name>__v_json`, as dlt names variant
-columns. Which column holds each property is `column_names.py`'s choice.
+type than the table has for it (no value is cast: `true` never becomes 1.0), is kept as JSON text in a column of
+its own, `<name>__v_json`, as dlt names variant columns. Which column holds each property is `column_names.py`'s choice.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from .column_names import ColumnNames, hint_of
+from .column_names import ColumnNames, hint_of, table_columns
 from .rows import ITEM_COLUMNS, ITEM_KEYS, PROPERTIES, TIMESTAMP_PROPERTIES
 
 JSON_COLUMNS = frozenset(name for name, column in ITEM_COLUMNS.items() if column.get("data_type") == "json")
@@ -48,8 +48,12 @@ def quiet_json_text_hints() -> None:
         dlt_logger.addFilter(JsonTextHintNotice())
 
 
+def json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def json_texts(values: list[Any]) -> pa.Array:
-    return pa.array([None if value is None else orjson.dumps(value).decode() for value in values], pa.string())
+    return pa.array([None if value is None else json_text(value) for value in values], pa.string())
 
 
 def scalar_array(values: list[Any]) -> pa.Array | None:
@@ -95,13 +99,8 @@ class ItemTables:
         column = self.names.column_of(owner, schema)
         known = self._known_type(column, schema)
         array = scalar_array(values)
-        if array is not None and known is not None:
-            if known == array.type:
-                return column, array, False
-            try:
-                return column, array.cast(known, safe=True), False
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
+        if array is not None and known is not None and known == array.type:
+            return column, array, False
         if array is not None and column not in self.types:
             self.types[column] = array.type
             return column, array, False
@@ -112,7 +111,7 @@ class ItemTables:
     def _known_type(self, column: str, schema: Schema) -> pa.DataType | None:
         """The Arrow type of `column` so far: its type in the table's schema, or of its first page here."""
         if column not in self.types:
-            data_type = schema.tables.get(self.names.table_name, {}).get("columns", {}).get(column, {}).get("data_type")
+            data_type = table_columns(schema, self.names.table_name).get(column, {}).get("data_type")
             if data_type in ARROW_TYPES:
                 self.types[column] = ARROW_TYPES[data_type]
         return self.types.get(column)
@@ -124,7 +123,9 @@ def own_array(name: str, values: list[Any]) -> pa.Array:
     if data_type == "json":
         return json_texts(values)
     if data_type == "text":
-        return pa.array([None if value is None else str(value) for value in values], pa.string())
+        return pa.array(
+            [value if isinstance(value, str) or value is None else json_text(value) for value in values], pa.string()
+        )
     return pa.array(values, TIMESTAMP_TYPE if data_type == "timestamp" else pa.float64())
 
 
