@@ -12,6 +12,8 @@ column hint `x-stac-property`), so every package, resource and run that writes t
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from dlt.common import logger
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import C_DLT_ID, C_DLT_LOAD_ID, TColumnSchema, TTableSchemaColumns
@@ -22,6 +24,21 @@ VARIANT_HINT = "x-stac-variant-of"
 """The column hint that names the property whose values of another type a JSON variant column holds."""
 DLT_COLUMNS = frozenset({C_DLT_ID, C_DLT_LOAD_ID})
 """dlt's own columns of a table."""
+
+
+class Holder(NamedTuple):
+    """What a column holds: a property's values, a property's values of another type (`hint` is `VARIANT_HINT`), or
+    one of the table's own fields (`hint` None)."""
+
+    name: str
+    hint: str | None = PROPERTY_HINT
+
+    def describe(self) -> str:
+        return f"property `{self.name}`" if self.hint else f"the table's own `{self.name}`"
+
+    def column_hint(self) -> TColumnSchema:
+        """The column hint that records this holder in the schema."""
+        return {self.hint: self.name} if self.hint else {}  # type: ignore[misc]
 
 
 class ColumnNames:
@@ -37,69 +54,59 @@ class ColumnNames:
         """Each property's column, as given so far."""
         self.variants: dict[str, str] = {}
         """Each property's JSON variant column, as given so far."""
-        self.owners: dict[str, str] = {}
-        """What holds each column given so far: a property, or a property's variant (`VARIANT_HINT` + name)."""
-        self.renamed: set[str] = set()
-        """The properties said to be renamed in this process."""
+        self.holders: dict[str, Holder] = {}
+        """What holds each column given so far."""
+        self.renamed: set[Holder] = set()
+        """The holders said to load into a column of another name in this process."""
 
     def column_of(self, name: str, schema: Schema) -> str:
         """The column of property `name`."""
         if name not in self.columns:
-            self.columns[name] = self._given(name, name, schema)
+            self.columns[name] = self._given(name, Holder(name), schema)
         return self.columns[name]
 
     def variant_of(self, name: str, schema: Schema) -> str:
         """The JSON variant column of property `name`, for its values that cannot share its column's type:
         `<its column>__v_json`, as dlt names variant columns."""
         if name not in self.variants:
-            self.variants[name] = self._given(f"{self.column_of(name, schema)}__v_json", variant_owner(name), schema)
+            wanted = f"{self.column_of(name, schema)}__v_json"
+            self.variants[name] = self._given(wanted, Holder(name, VARIANT_HINT), schema)
         return self.variants[name]
 
-    def _given(self, wanted: str, owner: str, schema: Schema) -> str:
+    def _given(self, wanted: str, holder: Holder, schema: Schema) -> str:
         """The column `wanted` names, or the first of its suffixed names that nothing else holds."""
-        recorded = recorded_owners(schema, self.table_name)
+        recorded = recorded_holders(schema, self.table_name)
         plain = schema.naming.normalize_path(wanted)
         column, suffix = plain, 1
-        while (holder := self._holder(column, recorded)) is not None and holder != owner:
+        while (held_by := self._holder(column, recorded)) is not None and held_by != holder:
             suffix += 1
             column = schema.naming.normalize_path(f"{plain}_{suffix}")
-        self.owners[column] = owner
+        self.holders[column] = holder
         if column != plain:
-            self._say_renamed(owner, column, plain, self._holder(plain, recorded) or "")
+            self._say_renamed(holder, column, plain, self._holder(plain, recorded))
         return column
 
-    def _holder(self, column: str, recorded: dict[str, str]) -> str | None:
-        """What holds `column`: the table (None only for a column nothing holds yet)."""
+    def _holder(self, column: str, recorded: dict[str, Holder]) -> Holder | None:
+        """What holds `column`; None for a column nothing holds yet."""
         if column in self.property_columns:
-            return column
+            return Holder(column)
         if column in self.own_columns or column in DLT_COLUMNS:
-            return f"the table's own `{column}`"
-        return self.owners.get(column) or recorded.get(column)
+            return Holder(column, hint=None)
+        return self.holders.get(column) or recorded.get(column)
 
-    def _say_renamed(self, owner: str, column: str, plain: str, holder: str) -> None:
+    def _say_renamed(self, holder: Holder, column: str, plain: str, plain_holder: Holder | None) -> None:
         """Says once per process which property loads into a column of another name, and why."""
-        if owner in self.renamed:
+        if holder in self.renamed or plain_holder is None:
             return
-        self.renamed.add(owner)
-        held_by = holder if holder.startswith("the table") else f"property `{property_of(holder)}`"
-        name = property_of(owner)
-        what = f"Property `{name}` loads" if owner == name else f"Values of property `{name}` of another type load"
-        logger.warning(f"{self.table_name}: {what} into column `{column}`, since `{plain}` holds {held_by}.")
-
-
-def hint_of(owner: str) -> TColumnSchema:
-    """The column hint that records `owner` in the schema."""
-    if owner == property_of(owner):
-        return {PROPERTY_HINT: owner}  # type: ignore[typeddict-unknown-key]
-    return {VARIANT_HINT: property_of(owner)}  # type: ignore[typeddict-unknown-key]
-
-
-def variant_owner(name: str) -> str:
-    return f"{VARIANT_HINT}:{name}"
-
-
-def property_of(owner: str) -> str:
-    return owner.removeprefix(f"{VARIANT_HINT}:")
+        self.renamed.add(holder)
+        what = (
+            f"Property `{holder.name}` loads"
+            if holder.hint == PROPERTY_HINT
+            else f"Values of property `{holder.name}` of another type load"
+        )
+        logger.warning(
+            f"{self.table_name}: {what} into column `{column}`, since `{plain}` holds {plain_holder.describe()}."
+        )
 
 
 def table_columns(schema: Schema, table_name: str) -> TTableSchemaColumns:
@@ -107,12 +114,11 @@ def table_columns(schema: Schema, table_name: str) -> TTableSchemaColumns:
     return schema.tables.get(schema.naming.normalize_table_identifier(table_name), {}).get("columns", {})
 
 
-def recorded_owners(schema: Schema, table_name: str) -> dict[str, str]:
+def recorded_holders(schema: Schema, table_name: str) -> dict[str, Holder]:
     """What holds each column of the table, as its schema records it."""
-    owners = {}
+    holders = {}
     for column_name, column in table_columns(schema, table_name).items():
-        if PROPERTY_HINT in column:
-            owners[column_name] = str(column[PROPERTY_HINT])  # type: ignore[literal-required]
-        elif VARIANT_HINT in column:
-            owners[column_name] = variant_owner(str(column[VARIANT_HINT]))  # type: ignore[literal-required]
-    return owners
+        for hint in (PROPERTY_HINT, VARIANT_HINT):
+            if hint in column:
+                holders[column_name] = Holder(str(column[hint]), hint)  # type: ignore[literal-required]
+    return holders

@@ -18,7 +18,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from .column_names import ColumnNames, hint_of, table_columns
+from .column_names import ColumnNames, table_columns
 from .rows import ITEM_COLUMNS, ITEM_KEYS, PROPERTIES, TIMESTAMP_PROPERTIES
 
 JSON_COLUMNS = frozenset(name for name, column in ITEM_COLUMNS.items() if column.get("data_type") == "json")
@@ -87,7 +87,10 @@ class ItemTables:
             column, array, is_json = self._column(name, owner, values, schema)
             arrays[column] = array
             if column not in self.hinted and column not in ITEM_COLUMNS:
-                new_hints[column] = {**hint_of(self.names.owners[column]), **({"data_type": "json"} if is_json else {})}
+                new_hints[column] = {
+                    **self.names.holders[column].column_hint(),
+                    **({"data_type": "json"} if is_json else {}),
+                }
                 self.hinted.add(column)
         fields = [pa.field(name, array.type, nullable=name not in REQUIRED_COLUMNS) for name, array in arrays.items()]
         return pa.Table.from_arrays(list(arrays.values()), schema=pa.schema(fields)), new_hints
