@@ -23,7 +23,7 @@ from .rows import ITEM_COLUMNS, ITEM_KEYS, PROPERTIES, TIMESTAMP_PROPERTIES
 
 JSON_COLUMNS = frozenset(name for name, column in ITEM_COLUMNS.items() if column.get("data_type") == "json")
 REQUIRED_COLUMNS = frozenset(name for name, column in ITEM_COLUMNS.items() if column.get("nullable") is False)
-OWN_COLUMNS = frozenset(ITEM_COLUMNS) | frozenset(ITEM_KEYS)
+OWN_COLUMNS = frozenset(ITEM_COLUMNS)
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 ARROW_TYPES: dict[str, pa.DataType | None] = {
     "text": pa.string(),
