@@ -82,7 +82,7 @@ class ItemTables:
         arrays: dict[str, pa.Array] = {}
         new_hints: TTableSchemaColumns = {}
         for name, values, owner in _named_values(rows):
-            if all(value is None for value in values):
+            if values.count(None) == len(values):
                 continue  # the first page with a value creates the column
             column, array, is_json = self._column(name, owner, values, schema)
             arrays[column] = array
@@ -126,9 +126,12 @@ def own_array(name: str, values: list[Any]) -> pa.Array:
     if data_type == "json":
         return json_texts(values)
     if data_type == "text":
-        return pa.array(
-            [value if isinstance(value, str) or value is None else json_text(value) for value in values], pa.string()
-        )
+        try:
+            return pa.array(values, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # a value that is not text: kept as its JSON
+            return pa.array(
+                [value if isinstance(value, str) or value is None else json_text(value) for value in values]
+            )
     return pa.array(values, TIMESTAMP_TYPE if data_type == "timestamp" else pa.float64())
 
 
