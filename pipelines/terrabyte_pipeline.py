@@ -108,7 +108,7 @@ def print_error(error: BaseException) -> None:
 def with_job_settings(pipeline: dlt.Pipeline, settings: MemorySettings) -> dlt.Pipeline:
     """The pipeline; into DuckDB, with the job's `[main_job.duckdb]` settings added to those of the user's.
 
-    dlt resolves DuckDB's credentials as it would for the run (the file from `[destination.duckdb] credentials`,
+    dlt resolves DuckDB's credentials as it would for the run (the file from `[destination.duckdb] credentials` in
     secrets.toml, `DESTINATION__DUCKDB__CREDENTIALS` or a `duckdb:///` URL, else `<pipeline_name>.duckdb`; the
     user's `global_config`, `extensions`, `pragmas`), once: a credentials object handed to dlt is taken as it is.
     A setting the user gave wins over the job's.

@@ -138,3 +138,12 @@ def test_a_named_searchs_table_keeps_its_choices_whatever_its_name() -> None:
 
     assert table.column("eo_cloud_cover_2").to_pylist() == [20.0]
     assert table.column("gsd__v_json").to_pylist() == ["true"], "not cast to 1.0"
+
+
+def test_an_own_text_column_keeps_a_value_that_is_not_text_as_its_json() -> None:
+    page = rows({}, {})
+    page[0]["stac_version"], page[1]["stac_version"] = "1.0.0", ["1.0.0", "1.1.0"]
+
+    table, _ = ItemTables().table(page, Schema("stac"))
+
+    assert table.column("stac_version").to_pylist() == ["1.0.0", '["1.0.0","1.1.0"]']
