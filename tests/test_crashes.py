@@ -242,6 +242,50 @@ def test_a_kill_while_loading_by_updated_then_one_rerun_loads_every_item_once(
     assert outcomes == {moment: exact_outcome(served) for moment in moments}
 
 
+def test_a_kill_while_reading_late_arrivals_then_one_rerun_loads_every_item_once(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, tmp_path: Path
+) -> None:
+    """900 items acquired in 2010 arrive, with `updated`, in a collection that loads by `datetime`: the run after
+    reads them in two packages (`late_arrivals.py`), and is killed while it does."""
+    collection_id = f"naip-late-{uuid.uuid4().hex[:8]}"
+    naip = list(sample_catalog.files_of("naip").items())
+    first = naip[:100]  # no item carries `updated`
+    new_collection(pgstac_server.url, sample_catalog.files_of("naip").collection(), collection_id, first)
+    moments = ["extract:write@2", "job:committed:items.*.sql@1", "package:loaded@1", "extract:write@3"]
+    duckdb = duckdb_destination(pgstac_server.url)
+
+    def first_load(moment: str) -> subprocess.CompletedProcess[str]:
+        workdir = tmp_path / folder_of(moment)
+        workdir.mkdir()
+        return main_job(workdir, job_env(workdir, duckdb), ["--collections", collection_id])
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert [loaded.returncode for loaded in pool.map(first_load, moments)] == [0] * len(moments)
+    late = copy.deepcopy(naip[100:])
+    for number, item in enumerate(late):  # three items share each `updated`, the newest too
+        day, half_hour = 1 + number // 48, number % 48
+        item["properties"]["datetime"] = f"2010-01-{day:02d}T{half_hour // 2:02d}:{half_hour % 2 * 30:02d}:00Z"
+        item["properties"]["updated"] = f"2025-01-01T{number // 3 // 60:02d}:{number // 3 % 60:02d}:00Z"
+    add_items(pgstac_server.url, collection_id, late)
+    newest = late[-1]["properties"]["updated"]
+    served = Served(
+        {collection_id: {item["id"] for item in first + late}},
+        {
+            collection_id: {
+                **loaded_cursor(first),
+                "late": {"value": newest, "ids": sorted(i["id"] for i in late if i["properties"]["updated"] == newest)},
+            }
+        },
+    )
+
+    def run(moment: str) -> Outcome:
+        return killed_then_rerun(moment, tmp_path / folder_of(moment), duckdb, served)
+
+    outcomes = outcomes_of(moments, run)
+
+    assert outcomes == {moment: exact_outcome(served) for moment in moments}
+
+
 @pytest.mark.parametrize("server_fixture", ["rustac_server", "geoparquet_server"])
 def test_a_kill_on_a_server_that_does_not_sort_as_pgstac_then_one_rerun_loads_every_item_once(
     server_fixture: str, sample_served: Served, tmp_path: Path, request: pytest.FixtureRequest

@@ -123,6 +123,48 @@ def test_a_late_arrival_with_a_new_updated_is_loaded_whatever_its_datetime(
     assert loaded_ids(duckdb_pipeline) == {collection_id: {item["id"] for item in items} | {late["id"]}}
 
 
+@pytest.mark.parametrize("other_collections", [0, 1])
+def test_a_late_arrival_that_carries_updated_loads_where_its_collection_loads_by_datetime(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline, other_collections: int
+) -> None:
+    """With another collection, the run asks about the late arrivals of both in one search first."""
+    naip = list(sample_catalog.files_of("naip").items())
+    collection_id = collection_of(pgstac_server, sample_catalog, "naip", naip[:20])  # no item carries `updated`
+    others = [collection_of(pgstac_server, sample_catalog, "naip", naip[20:25]) for _ in range(other_collections)]
+    load = {"url": pgstac_server.url, "collections": [collection_id, *others]}
+    duckdb_pipeline.run(stac(**load))
+    cursor = items_state(duckdb_pipeline)[collection_id]
+    assert "field" not in cursor and "late" not in cursor
+
+    late = copy.deepcopy(naip[30])
+    late["id"] = "acquired-2010-ingested-now"
+    late["properties"].update(datetime="2010-05-01T00:00:00Z", updated="2025-01-01T00:00:00Z")
+    add_items(pgstac_server.url, collection_id, [late])
+    duckdb_pipeline.run(stac(**load))
+
+    assert rows_loaded(duckdb_pipeline) == 1
+    assert loaded_ids(duckdb_pipeline)[collection_id] == {item["id"] for item in naip[:20]} | {late["id"]}
+    assert items_state(duckdb_pipeline)[collection_id] == {
+        **cursor,
+        "late": {"value": "2025-01-01T00:00:00Z", "ids": [late["id"]]},
+    }, "the late arrival moves its own cursor, not the collection's"
+
+    edited, stale = copy.deepcopy(naip[3]), copy.deepcopy(naip[31])
+    edited["properties"].update(gsd=99.0, updated="2025-02-01T00:00:00Z")
+    replace_item(pgstac_server.url, collection_id, edited)
+    stale["id"] = "acquired-2010-updated-before-the-newest-loaded"
+    stale["properties"].update(datetime="2010-05-02T00:00:00Z", updated="2024-06-01T00:00:00Z")
+    add_items(pgstac_server.url, collection_id, [stale])
+    duckdb_pipeline.run(stac(**load))
+
+    assert rows_loaded(duckdb_pipeline) == 1
+    assert query(duckdb_pipeline, "SELECT id FROM {items} WHERE gsd = 99") == [(edited["id"],)]
+    late_cursor = items_state(duckdb_pipeline)[collection_id]["late"]
+    assert late_cursor == {"value": "2025-02-01T00:00:00Z", "ids": [edited["id"]]}
+    duckdb_pipeline.run(stac(**load))
+    assert rows_loaded(duckdb_pipeline) == 0
+
+
 def test_a_run_with_nothing_new_reads_one_page_where_all_items_share_one_datetime(
     pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
 ) -> None:
@@ -143,10 +185,10 @@ def test_a_run_with_nothing_new_reads_one_page_where_all_items_share_one_datetim
     assert items_state(duckdb_pipeline)[collection_id]["field"] == "updated"
     assert "field" not in items_state(duckdb_pipeline)["joplin"]
     # after the probes of the API's sort and filters, by `updated`, one probe finds the one item at the cursor, one
-    # page; by `datetime`, two probes find the 30 items at the cursor's datetime (one span, no cut), and one page,
-    # which leaves out the 30 loaded at it
+    # page; by `datetime`, two probes find the 30 items at the cursor's datetime (one span, no cut), one page, which
+    # leaves out the 30 loaded at it, and one page of its late arrivals (`late_arrivals.py`), empty
     probes = SORT_PROBE + FILTER_PROBE
-    assert searches == {collection_id: probes + 1 + 1, "joplin": probes + 2 + 1}
+    assert searches == {collection_id: probes + 1 + 1, "joplin": probes + 2 + 1 + 1}
 
 
 def test_collections_without_updated_on_every_item_load_by_datetime(
@@ -232,9 +274,9 @@ def test_a_run_over_many_collections_asks_about_them_together(
     assert loaded_ids(duckdb_pipeline)[f"{prefix}27"] == {item["id"] for item in naip[81:84]} | {late["id"]}
     # after the probes of the API's sort and filters, searches of 25 and 5 collections (10 each by GET) ask which
     # lack `updated`, then which hold items and how many: 3 each, a page's worth, so no collection is probed for
-    # cuts, and one search reads each group of them
+    # cuts, and one search reads each group of them. Later runs also ask each group for late arrivals.
     probes = SORT_PROBE + FILTER_PROBE
     assert len(first_load) == probes + groups + groups + groups
-    assert len(nothing_new) == probes + groups, "one search asks about each group of collections"
-    assert len(one_new) == probes + groups + 1, "then the page of the collection with something new, counted"
+    assert len(nothing_new) == probes + groups + groups, "a search asks about each group, one about its late arrivals"
+    assert len(one_new) == probes + groups + 1 + groups, "then the page of the collection with something new, counted"
     assert max(len(path) for _, path in first_load + nothing_new + one_new) < 8192, "nginx's request line limit"

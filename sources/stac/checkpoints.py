@@ -4,7 +4,10 @@ Each collection (or named search) has a checkpoint in `state["cursors"][<key>]`:
 
     {"value": "<RFC 3339>", "ids": [...],      the cursor: the highest item datetime loaded, and the ids at it
      "parts": [...],                            the parts of its window still to read; absent once all are read
-     "field": "updated"}                        what the cursor follows, where it is not `datetime`
+     "field": "updated",                        what the cursor follows, where it is not `datetime`
+     "late": {"value": ..., "ids": [...],       in a collection that loads by `datetime`: the newest `updated`
+              "unfinished": true}}              loaded, from where its late arrivals are read (`late_arrivals.py`),
+                                                and whether its late read stopped at the end of a load package
 
 A part is one search over a slice of the window, `{"start", "end", "end_excluded", "read_to"}`, where
 `read_to` (a cursor) says how far a sorted search got: everything up to it is loaded, so after a crash the
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .windows import Cursor, Window, WindowFilter, optional_timestamp, rfc3339
+from .windows import Cursor, Window, WindowFilter, loaded_at_start, optional_timestamp, rfc3339
 
 
 @dataclass
@@ -53,6 +56,12 @@ class Part:
         return cls(window, Cursor.from_state(state["read_to"]))
 
 
+def started_at_cursor(window: Window, cursor: Cursor) -> Part:
+    """A part of a new window; one that starts at the cursor has read the items at exactly it already."""
+    loaded = loaded_at_start(window, cursor)
+    return Part(window, Cursor(cursor.value, loaded)) if loaded else Part(window)
+
+
 def parts_end(parts: list[Part]) -> datetime | None:
     """Where the latest of `parts` ends (None without parts)."""
     return max((part.window.end for part in parts if part.window.end is not None), default=None)
@@ -66,12 +75,16 @@ class Checkpoint:
     parts: list[Part] = field(default_factory=list)
     cursor_field: str | None = None
     """The item timestamp the cursor and the parts follow (`cursor_fields.py`); None for `datetime`."""
+    late: Cursor = field(default_factory=Cursor)
+    """Of a collection that loads by `datetime`: where its late arrivals are read from, on `updated`."""
+    late_unfinished: bool = False
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Checkpoint:
         state = state or {}
         parts = [Part.from_state(part, False) for part in state.get("parts", [])]
-        return cls(Cursor.from_state(state), parts, state.get("field"))
+        late = state.get("late") or {}
+        return cls(Cursor.from_state(state), parts, state.get("field"), Cursor.from_state(late), "unfinished" in late)
 
     @property
     def is_new(self) -> bool:
@@ -81,7 +94,11 @@ class Checkpoint:
     def to_state(self) -> dict[str, Any]:
         parts = {"parts": [part.to_state() for part in self.parts]} if self.parts else {}
         state = {**self.cursor.to_state(), **parts}
-        return {**state, "field": self.cursor_field} if state and self.cursor_field else state
+        if not state:
+            return state
+        unfinished = {"unfinished": True} if self.late_unfinished else {}
+        late = {"late": {**self.late.to_state(), **unfinished}} if self.late.value or unfinished else {}
+        return {**state, "field": self.cursor_field, **late} if self.cursor_field else {**state, **late}
 
 
 def saved_checkpoints(state: dict[str, Any], keys: list[str]) -> dict[str, Checkpoint]:
@@ -104,8 +121,11 @@ def backfill_state(window: Window, parts: dict[str, list[Part]]) -> dict[str, An
 
 
 def has_unread_parts(state: Mapping[str, Any]) -> bool:
-    """Whether a resource's state holds parts still to read: its reading stopped at the end of a load package."""
-    return bool(state.get("backfill")) or any(saved.get("parts") for saved in state.get("cursors", {}).values())
+    """Whether a resource's state holds parts (or late reads) still to read: its reading stopped at the end of a
+    load package."""
+    return bool(state.get("backfill")) or any(
+        saved.get("parts") or "unfinished" in saved.get("late", {}) for saved in state.get("cursors", {}).values()
+    )
 
 
 def cursor_field_names(state: Mapping[str, Any]) -> dict[str, str]:

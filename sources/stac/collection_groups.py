@@ -5,7 +5,7 @@ requests, not a few per collection. Needs the Filter extension; with Fields, the
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pystac_client import ItemSearch
@@ -39,27 +39,41 @@ def groups_of(conditions: Conditions, size: int) -> list[Conditions]:
 
 def items_matched(api: StacApi, conditions: Conditions, page_size: int) -> Iterator[dict[str, int | None]]:
     """Yields once, for each collection that holds an item meeting its condition, how many do: exact where the
-    last page of the search holds them all, else None (at least one).
+    last page of the search holds them all, else None (at least one)."""
+    yield from _matched(api, list(conditions), lambda pending: any_of({c: conditions[c] for c in pending}), page_size)
+
+
+def items_meeting(
+    api: StacApi, collections: list[str], condition: dict[str, Any], page_size: int
+) -> Iterator[dict[str, int | None]]:
+    """As `items_matched`, for one `condition` that the items of every collection are to meet."""
+    yield from _matched(api, collections, lambda _: condition, page_size)
+
+
+def _matched(
+    api: StacApi, collections: list[str], filter_of: Callable[[list[str]], dict[str, Any]], page_size: int
+) -> Iterator[dict[str, int | None]]:
+    """Yields once how many items of each collection meet the filter (`filter_of` the collections searched).
 
     A search that fills its page may hide collections behind the first ones: it is asked again without the
     collections it found, until a page comes back with no page after it.
     """
     matched: dict[str, int | None] = {}
-    pending = conditions
+    pending = collections
     while pending:
-        page = api.first_page(_search_of_several(api, pending, page_size))
+        page = api.first_page(_search_of_several(api, pending, filter_of(pending), page_size))
         seen = Counter(str(item.get("collection")) for item in page.entries if isinstance(item, dict))
         found = {collection: count for collection, count in seen.items() if collection in pending}
         matched.update({collection: count if page.last else None for collection, count in found.items()})
         if page.last or not found:
             break
-        pending = {collection: condition for collection, condition in pending.items() if collection not in found}
+        pending = [collection for collection in pending if collection not in found]
     yield matched
 
 
-def _search_of_several(api: StacApi, conditions: Conditions, limit: int) -> ItemSearch:
+def _search_of_several(api: StacApi, collections: list[str], condition: dict[str, Any], limit: int) -> ItemSearch:
     fields = {"fields": ["id", "collection"]} if api.conforms_to(ConformanceClasses.FIELDS) else {}
-    return api.search(collections=list(conditions), filter=any_of(conditions), limit=limit, **fields)
+    return api.search(collections=collections, filter=condition, limit=limit, **fields)
 
 
 def any_of(conditions: Conditions) -> dict[str, Any]:

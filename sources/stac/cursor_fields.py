@@ -40,6 +40,9 @@ class CursorField:
     name: str
     since: datetime | None = None
     """Where the acquisition time starts (`since`), for a field other than `datetime` itself."""
+    acquired_before: datetime | None = None
+    """Where the acquisition time ends (excluded), for the late arrivals of a collection that loads by `datetime`
+    (`late_arrivals.py`): its own window reads the items acquired from there on."""
 
     @property
     def checkpoint_name(self) -> str | None:
@@ -68,6 +71,10 @@ class CursorField:
             raise MalformedItem(f"properties.{self.name} is null, and its collection is loaded by `{self.name}`")
         return value
 
+    def acquired_in_time(self, row: dict[str, Any]) -> bool:
+        """Whether the item's acquisition time (`datetime`, else `start_datetime`) is before `acquired_before`."""
+        return self.acquired_before is None or item_cursor(row) < self.acquired_before
+
     def search_parameters(
         self, window: Window, loaded_at_start: frozenset[str] = frozenset(), ids_bytes_at_most: int = 0
     ) -> dict[str, Any]:
@@ -82,7 +89,8 @@ class CursorField:
             found = {"datetime": window.as_search_datetime()}
             return {**found, "filter": excluded[0], "filter_lang": "cql2-json"} if excluded else found
         acquired = {"datetime": f"{rfc3339(self.since)}/.."} if self.since else {}
-        condition = {"op": "and", "args": [self._filter(window), *excluded]} if excluded else self._filter(window)
+        conditions = [self._filter(window), *self._acquired_before(), *excluded]
+        condition = {"op": "and", "args": conditions} if len(conditions) > 1 else conditions[0]
         return {"filter": condition, "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
 
     def window_condition(
@@ -98,8 +106,8 @@ class CursorField:
             condition = {"op": "or", "args": [instant, ranged]}
         else:
             condition = self._filter(window)
-        excluded = self._excluded(window, loaded_at_start, ids_bytes_at_most)
-        return {"op": "and", "args": [condition, *excluded]} if excluded else condition
+        conditions = [condition, *self._acquired_before(), *self._excluded(window, loaded_at_start, ids_bytes_at_most)]
+        return {"op": "and", "args": conditions} if len(conditions) > 1 else condition
 
     def _excluded(
         self, window: Window, loaded_at_start: frozenset[str], ids_bytes_at_most: int
@@ -117,6 +125,9 @@ class CursorField:
 
     def _filter(self, window: Window) -> dict[str, Any]:
         return _within(self.name, self.name, window, window.end_excluded)
+
+    def _acquired_before(self) -> list[dict[str, Any]]:
+        return [] if self.acquired_before is None else [acquired_before(self.acquired_before)]
 
 
 DATETIME = CursorField(DATETIME_NAME)
@@ -143,6 +154,12 @@ def _not_loaded(name: str, start: datetime, loaded: AbstractSet[str]) -> dict[st
         "op": "not",
         "args": [{"op": "and", "args": [at_start, {"op": "in", "args": [{"property": "id"}, sorted(loaded)]}]}],
     }
+
+
+def acquired_before(end: datetime) -> dict[str, Any]:
+    """That an item was acquired before `end`: its `datetime` (pgstac's is a range item's `start_datetime`), or
+    else its `start_datetime`, is earlier."""
+    return {"op": "or", "args": [_compare("<", "datetime", end), _compare("<", "start_datetime", end)]}
 
 
 def _compare(op: str, name: str, value: datetime) -> dict[str, Any]:

@@ -3,12 +3,12 @@ malformed items as rows of `rejected_items`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import dlt
 
+from .cursor_fields import CursorField
 from .errors import MalformedItem
 from .paging import Page
 from .rows import item_row, rejected_item_row
@@ -22,22 +22,19 @@ AdmittedRow = tuple[dict[str, Any], datetime]
 
 
 def page_rows(
-    page: Page,
-    window_filter: WindowFilter,
-    cursor_of: Callable[[dict[str, Any]], datetime],
-    collection: str | None,
+    page: Page, window_filter: WindowFilter, cursor_field: CursorField, collection: str | None
 ) -> tuple[list[AdmittedRow], list[dict[str, Any]]]:
-    """The rows of the page's items in the window, with their cursor values (`cursor_of`), and the rows of its
-    malformed items."""
+    """The rows of the page's items in the window (and acquired in time, see `CursorField.acquired_before`), with
+    their values of `cursor_field`, and the rows of its malformed items."""
     admitted, rejected = [], []
     for raw in page.entries:
         try:
             row = item_row(raw)
-            value = cursor_of(row)
+            value = cursor_field.value_of(row)
         except MalformedItem as reason:
             rejected.append(rejected_item_row(raw, str(reason), page.url, collection))
             continue
-        if window_filter.admits(value, row["id"]):
+        if window_filter.admits(value, row["id"]) and cursor_field.acquired_in_time(row):
             admitted.append((row, value))
     return admitted, rejected
 

@@ -27,16 +27,18 @@ from .checkpoints import (
     parts_end,
     saved_backfill,
     saved_checkpoints,
+    started_at_cursor,
 )
 from .collection_groups import collections_per_search
 from .cursor_fields import DATETIME, CursorField, chosen_fields, saved_field
 from .extract import AdmittedRow, dlt_items, page_rows
+from .late_arrivals import LateArrivals, late_arrivals
 from .paging import Page, read_concurrently
 from .rows import rejected_item_row
 from .searches import NamedSearch
 from .streams import bundle_search, bundled, collection_search, cut_windows, windows_with_items
 from .tables import ItemTables
-from .windows import Cursor, Window, WindowFilter, WindowSettings, loaded_at_start, plan_window
+from .windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
 
 
 @dataclass
@@ -52,6 +54,8 @@ class PartRead:
     search: ItemSearch
     sorted: bool
     """The server returns the items by cursor value and id, so `read_to` tells how far the part was read."""
+    moves_cursor: bool = True
+    """Its items move the key's cursor: all but a late read (`late_arrivals.py`), which moves its `read_to`."""
     window_filter: WindowFilter = field(init=False)
     finished: bool = False
 
@@ -96,6 +100,7 @@ class Reading:
         shape: Shape | None = None,
         bundles: list[list[PartRead]] | None = None,
         table_name: str = "items",
+        late: LateArrivals | None = None,
     ) -> None:
         self.streams = [[read] for read in reads] + (bundles or [])
         """The reads that each search serves: one, or a bundle of small windows of several collections."""
@@ -106,6 +111,8 @@ class Reading:
         """What each key's cursor follows."""
         self.backfill = backfill
         """The stateless window read, if this is a backfill."""
+        self.late = late
+        """Where the late arrivals of the collections that load by `datetime` stand, moved over every item."""
         self.max_items = max_items
         self.taken = 0
         self.read_for_package = PagesRead()
@@ -135,10 +142,10 @@ class Reading:
             admitted, rejected = [], []
             for read, entries in _entries_of_each(stream, page, rejected):
                 read_page = replace(page, entries=entries)
-                kept, malformed = page_rows(read_page, read.window_filter, read.cursor_field.value_of, read.collection)
+                kept, malformed = page_rows(read_page, read.window_filter, read.cursor_field, read.collection)
                 kept = self._within_max_items(kept)
                 for row, value in kept:
-                    self._record(read, row["id"], value)
+                    self._record(read, row, value)
                 admitted += kept
                 rejected += malformed
             items, nbytes = self.shape(admitted, rejected)
@@ -158,11 +165,13 @@ class Reading:
         self.taken += len(admitted)
         return admitted
 
-    def _record(self, read: PartRead, item_id: str, value: datetime) -> None:
-        if self.backfill is None:
-            self.cursors[read.key].advance(value, item_id)
+    def _record(self, read: PartRead, row: dict[str, Any], value: datetime) -> None:
+        if self.backfill is None and read.moves_cursor:
+            self.cursors[read.key].advance(value, row["id"])
+        if self.late is not None:
+            self.late.record(read.key, row)
         if read.sorted:
-            read.part.read_to.advance(value, item_id)
+            read.part.read_to.advance(value, row["id"])
 
     def stop(self) -> None:
         """Ends the reading: its searches stop, and its parts count as read."""
@@ -170,8 +179,12 @@ class Reading:
         for read in self.reads:
             read.finished = True
 
-    def unread_parts(self, key: str) -> list[Part]:
-        return [read.part for read in self.reads if read.key == key and not read.finished]
+    def unread_parts(self, key: str, moving_cursor: bool = True) -> list[Part]:
+        return [
+            read.part
+            for read in self.reads
+            if read.key == key and read.moves_cursor == moving_cursor and not read.finished
+        ]
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Writes where the reading stands into the resource's state: each key's cursor and unread parts, or the
@@ -186,7 +199,10 @@ class Reading:
         saved = state.setdefault("cursors", {})
         for key, cursor in self.cursors.items():
             kept_field = self.cursor_fields[key].checkpoint_name
-            if checkpoint := Checkpoint(cursor, self.unread_parts(key), kept_field).to_state():
+            late_read = next(iter(self.unread_parts(key, moving_cursor=False)), None)
+            late = (self.late.to_save(key, late_read) if self.late else None) or Cursor()
+            checkpoint = Checkpoint(cursor, self.unread_parts(key), kept_field, late, late_read is not None)
+            if checkpoint := checkpoint.to_state():
                 saved[key] = checkpoint
             else:  # nothing loaded yet, and nothing left to read: a window that was empty
                 saved.pop(key, None)
@@ -248,12 +264,6 @@ class ReadingAcrossPackages:
         self._reading, self._saved = None, None
 
 
-def _started_at_cursor(window: Window, cursor: Cursor) -> Part:
-    """A part of a new window; one that starts at the cursor has read the items at exactly it already."""
-    loaded = loaded_at_start(window, cursor)
-    return Part(window, Cursor(cursor.value, loaded)) if loaded else Part(window)
-
-
 def _planned_parts(
     state: dict[str, Any],
     checkpoints: dict[str, Checkpoint],
@@ -277,11 +287,7 @@ def _planned_parts(
         )
         for key, checkpoint in checkpoints.items()
     }
-    return cursors, resumed, {key: window for key, window in windows.items() if not _empty(window)}, None
-
-
-def _empty(window: Window) -> bool:
-    return window.start is not None and window.end is not None and window.start >= window.end
+    return cursors, resumed, {key: window for key, window in windows.items() if not window.is_empty}, None
 
 
 def items_reading(
@@ -295,7 +301,8 @@ def items_reading(
 ) -> Reading:
     """The reading of the `items` resource: per collection, the parts an interrupted run left, then its new
     window cut into parts by the probes, over the collection's cursor field (chosen at its first load). Windows
-    that the many-collection search counted to a page or less are read in bundles, a search for several."""
+    that the many-collection search counted to a page or less are read in bundles, a search for several. A
+    collection that loads by `datetime` also reads its late arrivals (`late_arrivals.py`)."""
     checkpoints = saved_checkpoints(state, collections)
     fields = _cursor_fields(api, checkpoints, settings, page_size, concurrency)
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
@@ -308,7 +315,7 @@ def items_reading(
     reads = []
     for collection in collections:
         parts = resumed.get(collection, []) + [
-            _started_at_cursor(window, cursors[collection]) for window in cuts.get(collection, [])
+            started_at_cursor(window, cursors[collection]) for window in cuts.get(collection, [])
         ]
         cursor_field = fields[collection]
         reads += [
@@ -324,12 +331,17 @@ def items_reading(
         ]
     bundle_reads = [
         [
-            PartRead(collection, collection, of, _started_at_cursor(window, cursors[collection]), search, sorted_)
+            PartRead(collection, collection, of, started_at_cursor(window, cursors[collection]), search, sorted_)
             for collection, of, window in bundle
         ]
         for bundle, search in ((bundle, bundle_search(api, bundle, cursors, page_size)) for bundle in bundles)
     ]
-    return Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads)
+    late, late_reads = late_arrivals(api, checkpoints, fields, settings, page_size, concurrency)
+    reads += [
+        PartRead(collection, collection, of, part, _part_search(api, collection, of, part, page_size), True, False)
+        for collection, (of, part) in late_reads.items()
+    ]
+    return Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads, late=late)
 
 
 def _part_search(api: StacApi, collection: str, field: CursorField, part: Part, page_size: int) -> ItemSearch:
@@ -357,7 +369,7 @@ def search_reading(api: StacApi, search: NamedSearch, state: dict[str, Any], set
     fields = {search.name: DATETIME}
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, search.window)
     cursor = cursors[search.name]
-    parts = resumed.get(search.name, []) + [_started_at_cursor(window, cursor) for window in windows.values()]
+    parts = resumed.get(search.name, []) + [started_at_cursor(window, cursor) for window in windows.values()]
     sorted_ = api.sorts and "sortby" not in search.parameters
     reads = [
         PartRead(search.name, None, DATETIME, part, search.request(api, part.window_filter().window), sorted_)

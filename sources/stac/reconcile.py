@@ -241,7 +241,7 @@ class Reconciler:
             rejected: list[dict[str, Any]] = []
             search = self.api.search(collections=[collection], ids=batch, limit=len(batch))
             for page in self.api.search_pages(search):
-                admitted, malformed = page_rows(page, EVERY_ITEM, DATETIME.value_of, collection)
+                admitted, malformed = page_rows(page, EVERY_ITEM, DATETIME, collection)
                 found += admitted
                 rejected += malformed
             rows = {row["id"] for row, _ in found}

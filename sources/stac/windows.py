@@ -41,6 +41,10 @@ class Window:
             for index, (start, end) in enumerate(zip(starts, ends, strict=True))
         ]
 
+    @property
+    def is_empty(self) -> bool:
+        return self.start is not None and self.end is not None and self.start >= self.end
+
     def starting_at(self, start: datetime | None) -> Window:
         return replace(self, start=start)
 
