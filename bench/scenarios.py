@@ -6,7 +6,10 @@ g. one collection of 20,000 items that share one `datetime` (as DEM tiles or lan
 
 Each shape goes into the bench's pgstac after the main scenario's runs (so that a, b and c never see it), is
 loaded by ours alone (the main job, selecting the shape's collections by their id prefix), and is taken out
-again at the end. The items are copies of the sample's naip items, with new ids and datetimes.
+again at the end. The items are copies of the sample's naip items, with new ids and datetimes, and no `updated`.
+Meanwhile pgstac lists `updated` among its queryables, as a catalog whose items may carry it does: the shapes'
+collections load by `datetime`, and each run after the first also asks about their late arrivals
+(`sources/stac/late_arrivals.py`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from bench.catalog import rfc3339
 from bench.measure import Measurement, measure_main_job
 from bench.stack import BenchStack, log, pgstac_cursor
 from stack import CatalogFolder
+from stack.pgstac import add_timestamp_queryable
 
 SCENARIOS = ("f", "g")
 SAMPLE_COLLECTION = "naip"
+UPDATED = "updated"
 INSERT_BATCH = 2000
 """Items per `create_items` call: a statement of 20,000 items would hold their JSON twice in the server."""
 
@@ -79,6 +84,7 @@ def shape_served(stack: BenchStack, shape: Shape) -> Iterator[None]:
     ids = [collection["id"] for collection in shape.collections]
     try:
         with pgstac_cursor(stack.cluster) as cursor:
+            add_timestamp_queryable(cursor, UPDATED)
             for collection in shape.collections:
                 cursor.execute("SELECT pgstac.create_collection(%s::jsonb)", [json.dumps(collection)])
             samples = list(CatalogFolder().files_of(SAMPLE_COLLECTION).items())
@@ -96,6 +102,7 @@ def shape_served(stack: BenchStack, shape: Shape) -> Iterator[None]:
     finally:
         with pgstac_cursor(stack.cluster) as cursor:  # their items go with them (ON DELETE CASCADE)
             cursor.execute("DELETE FROM pgstac.collections WHERE id = ANY(%s)", [ids])
+            cursor.execute("DELETE FROM pgstac.queryables WHERE name = %s", [UPDATED])
         log(f"{shape.key}: its collections are deleted from pgstac again")
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 
@@ -99,16 +100,10 @@ class PgstacServer:
         self.refused = [RefusedItems(**json.loads(line)) for line in completed.stdout.splitlines() if line.strip()]
 
     def add_timestamp_queryable(self, name: str) -> None:
-        """Lets the API filter and sort on `properties.<name>` as a timestamp, as a catalog configures pgstac for
-        `updated`: pgstac compares a property that its queryables do not list as text."""
-        definition = json.dumps({"type": "string", "format": "date-time", "title": name})
+        """Lets the API filter and sort on `properties.<name>` as a timestamp (`add_timestamp_queryable`)."""
         with psycopg2.connect(self.cluster.url(DATABASE)) as connection, connection.cursor() as cursor:
             cursor.execute("SET search_path TO pgstac, public")
-            cursor.execute(
-                "INSERT INTO queryables (name, definition, property_wrapper, property_index_type)"
-                " SELECT %s, %s, 'to_tstz', 'BTREE' WHERE NOT EXISTS (SELECT 1 FROM queryables WHERE name = %s)",
-                (name, definition, name),
-            )
+            add_timestamp_queryable(cursor, name)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -128,3 +123,15 @@ class PgstacServer:
 
     def _env(self) -> dict[str, str]:
         return {**self.cluster.libpq_env(DATABASE), **APP_SETTINGS}
+
+
+def add_timestamp_queryable(cursor: Any, name: str) -> None:
+    """Lets the API filter and sort on `properties.<name>` as a timestamp, as a catalog configures pgstac for
+    `updated`: pgstac compares a property that its queryables do not list as text. `cursor` is on the pgstac
+    database, with `pgstac` first in its search path."""
+    definition = json.dumps({"type": "string", "format": "date-time", "title": name})
+    cursor.execute(
+        "INSERT INTO queryables (name, definition, property_wrapper, property_index_type)"
+        " SELECT %s, %s, 'to_tstz', 'BTREE' WHERE NOT EXISTS (SELECT 1 FROM queryables WHERE name = %s)",
+        (name, definition, name),
+    )
