@@ -254,9 +254,9 @@ def datetime_cursor_note(collections: list[str], total: int) -> str:
     which = "All collections load" if len(collections) == total else f"{len(collections)} of {total} collections load"
     named = f" ({', '.join(collections[:5])}{', ...' if len(collections) > 5 else ''})"
     return (
-        f"{which} by `datetime`{named}: their items carry no `updated`, or the API cannot filter on it, so an "
-        "incremental run does not see an edit, nor an item added with a datetime before the collection's cursor: "
-        "a --reconcile run loads them."
+        f"{which} by `datetime`{named}: an incremental run sees an edit, or an item added with a datetime before "
+        "the collection's cursor, only where the item carries `updated` and the API filters on it: a --reconcile "
+        "run loads the others."
     )
 
 

@@ -62,9 +62,9 @@ def test_main_job_loads_and_summarises_per_collection(rustac_server: RustacServe
     items = loaded.dataset().items.df()  # dlt's DataFrame of a table, as a notebook reads it
     assert len(items) == 1034 and sorted(items["collection"].unique()) == ["3dep-lidar-dsm", "joplin", "naip"]
     assert first.stdout.splitlines()[-1] == (
-        "All collections load by `datetime` (3dep-lidar-dsm, joplin, naip): their items carry no `updated`, or the "
-        "API cannot filter on it, so an incremental run does not see an edit, nor an item added with a datetime "
-        "before the collection's cursor: a --reconcile run loads them."
+        "All collections load by `datetime` (3dep-lidar-dsm, joplin, naip): an incremental run sees an edit, or an "
+        "item added with a datetime before the collection's cursor, only where the item carries `updated` and the "
+        "API filters on it: a --reconcile run loads the others."
     )
 
     second = run_main_job(tmp_path, "--url", rustac_server.url, "--collections", "naip,joplin,3dep-lidar-dsm")
