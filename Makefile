@@ -36,7 +36,7 @@ stack-down: $(VENV)/.installed-demo
 
 ## dashboard: dlt's dashboard (marimo) of the main job's runs, on 127.0.0.1:2718
 dashboard: $(VENV)/.installed-demo
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dlt pipeline terrabyte show
+	DESTINATION__DUCKDB__CREDENTIALS__EXTENSIONS='["spatial"]' PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dlt pipeline terrabyte show
 
 ## bench: load $(ITEMS) items from a local stac-fastapi-pgstac with ours and its peers, $(RUNS) times (bench/README.md)
 bench: $(VENV)/.installed-demo $(SERVER_VENV)/.installed

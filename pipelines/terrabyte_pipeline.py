@@ -41,6 +41,7 @@ from typing import Any
 import dlt
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.exceptions import ValueNotSecretException
+from dlt.common.configuration.specs import BaseConfiguration
 from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -50,6 +51,13 @@ from dlt_stac.auth.device_login import login_and_cache
 from dlt_stac.auth.oidc import DeviceAuthorization
 from dlt_stac.errors import LoginNeeded, StacSourceError
 from dlt_stac.runs import PackageRows, RunReport, run_in_packages
+from dlt_stac.spatial import (
+    DuckdbSpatialUnavailable,
+    create_geometry_indexes,
+    enable_postgis,
+    install_duckdb_spatial,
+    with_postgis_geometry,
+)
 
 from duckdb_lock import held_file_of, lock_settings, wait_for_the_duckdb_file
 from list_collections import list_collections
@@ -73,6 +81,31 @@ class TerrabyteCredentials(StacApiCredentials):
 
 def terrabyte_credentials() -> TerrabyteCredentials:
     return resolve_configuration(TerrabyteCredentials(), sections=("sources", "stac"))
+
+
+@configspec
+class GeometrySettings(BaseConfiguration):
+    """`[main_job]` in .dlt/config.toml."""
+
+    postgis: bool = True
+    """Into Postgres: `geometry` as a PostGIS geometry (PostGIS enabled in the database where it is not yet)."""
+
+
+def spatial_sql_prepared(pipeline: dlt.Pipeline, source: Any) -> Any:
+    """The source, and its destination made ready for spatial SQL on the items' footprints (`dlt_stac.spatial`):
+    DuckDB's spatial extension installed; in Postgres, PostGIS enabled and `geometry` a PostGIS geometry, unless
+    `[main_job] postgis = false`. DuckDB's load needs no spatial extension: where it cannot be installed, the
+    job says so and goes on."""
+    destination = pipeline.destination.destination_name
+    if destination == "duckdb":
+        try:
+            install_duckdb_spatial()
+        except DuckdbSpatialUnavailable as error:
+            print(f"warning: {error}. Spatial SQL (ST_*) needs it; the load goes on.", file=sys.stderr)
+    if destination == "postgres" and resolve_configuration(GeometrySettings(), sections=("main_job",)).postgis:
+        enable_postgis(pipeline)
+        return with_postgis_geometry(source)
+    return source
 
 
 def login_advice(error: BaseException) -> str | None:
@@ -317,8 +350,10 @@ def main(argv: list[str]) -> int:
     try:
         pipeline = with_job_settings(pipeline, settings)
         wait_for_the_duckdb_file(pipeline, lock_settings().duckdb_lock_wait_s)
-        source = stac(**source_arguments(args), credentials=terrabyte_credentials())
+        source = spatial_sql_prepared(pipeline, stac(**source_arguments(args), credentials=terrabyte_credentials()))
         report = run_in_packages(pipeline, source, refresh="drop_sources" if args.full_refresh else None)
+        if pipeline.destination.destination_name == "postgres":
+            create_geometry_indexes(pipeline)
     except (StacSourceError, PipelineStepFailed, DestinationConnectionError, ValueNotSecretException) as error:
         print_error(error)
         return 1
