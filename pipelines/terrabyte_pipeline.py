@@ -62,6 +62,7 @@ from dlt_stac.spatial import (
 from duckdb_lock import held_file_of, lock_settings, wait_for_the_duckdb_file
 from list_collections import list_collections
 from process_memory import MemorySettings, keep_less_freed_memory, memory_settings
+from progress import PROGRESS_CHOICES, RunProgress, run_progress
 
 PIPELINE_NAME = "terrabyte"
 DATASET_NAME = "terrabyte_stac"
@@ -190,6 +191,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dataset", default=DATASET_NAME, help=f"dataset (schema) name (default: {DATASET_NAME})")
     parser.add_argument("--full-refresh", action="store_true", help="drop this source's tables and state first")
     parser.add_argument(
+        "--progress",
+        choices=PROGRESS_CHOICES,
+        default="auto",
+        help="items loaded of the total, rate and time left: one line redrawn (bar), a line per load package and "
+        "per minute (lines), none; auto: bar on a terminal, else lines (default: auto)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress, only the summary (--progress none)")
+    parser.add_argument(
         "--reconcile",
         action="store_true",
         default=None,
@@ -236,6 +245,11 @@ def rows_text(rows: dict[str, int]) -> str:
 
 def package_line(package: PackageRows) -> str:
     return f"load package {package.load_id}: {rows_text(package.rows)}"
+
+
+def print_progress_end(pipeline: dlt.Pipeline) -> None:
+    if isinstance(pipeline.collector, RunProgress):
+        pipeline.collector.close()
 
 
 def print_summary(pipeline: dlt.Pipeline, report: RunReport) -> None:
@@ -345,7 +359,7 @@ def main(argv: list[str]) -> int:
         pipeline_name=args.pipeline_name or pipeline_name_of(args.destination),
         destination=args.destination,
         dataset_name=args.dataset,
-        progress="log",
+        progress=run_progress("none" if args.quiet else args.progress),
     )
     try:
         pipeline = with_job_settings(pipeline, settings)
@@ -355,8 +369,10 @@ def main(argv: list[str]) -> int:
         if pipeline.destination.destination_name == "postgres":
             create_geometry_indexes(pipeline)
     except (StacSourceError, PipelineStepFailed, DestinationConnectionError, ValueNotSecretException) as error:
+        print_progress_end(pipeline)
         print_error(error)
         return 1
+    print_progress_end(pipeline)
     print_summary(pipeline, report)
     return 0
 

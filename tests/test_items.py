@@ -301,8 +301,9 @@ def test_concurrent_streams_cut_a_collection_and_load_the_items_at_a_cut_once(
     api = StacApi.open(pgstac_server.url, stac_api_io(pgstac_server.url, Anonymous(), 0, 0, 30))
     everything = Window(None, parse_timestamp("2030-01-01T00:00:00Z"), stateless=False, end_excluded=True)
 
-    [parts] = cut_windows(api, [(collection_id, DATETIME, everything)], page_size=2, concurrency=2)
+    [(parts, matched)] = cut_windows(api, [(collection_id, DATETIME, everything)], page_size=2, concurrency=2)
 
+    assert matched == 8, "the probe's numberMatched, for a progress display"
     cut = parse_timestamp("2021-01-01T00:00:10Z")
     assert [(part.start, part.end, part.end_excluded) for part in parts] == [
         (None, cut, True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,34 @@ def test_runs_into_duckdb_and_into_postgres_keep_their_own_pipelines(
     pipelines = tmp_path / "dlt" / "pipelines"
     assert sorted(path.name for path in pipelines.iterdir()) == ["terrabyte", "terrabyte_postgres"]
     assert dlt.attach("terrabyte_postgres", pipelines_dir=str(pipelines)).destination.destination_name == "postgres"
+
+
+PACKAGE_LINE = re.compile(
+    r"Load package (\d+) loaded: ([\d,]+) of 1,034 items \((\d+)%\), [\d,]+ items/s, \d+:\d\d left"
+)
+
+
+def test_progress_is_a_line_per_package_off_a_terminal_and_one_line_redrawn_on_one(
+    pgstac_server: PgstacServer, tmp_path: Path
+) -> None:
+    """pgstac tells each search's `numberMatched`: the total is known from the start."""
+    arguments = ("--url", pgstac_server.url, "--collections", "naip,joplin,3dep-lidar-dsm", "--package-size", "300")
+    for folder in ("lines", "bar", "quiet"):
+        (tmp_path / folder).mkdir()
+    lines = run_main_job(tmp_path / "lines", *arguments)
+    bar = run_main_job(tmp_path / "bar", *arguments, "--progress", "bar")
+    quiet = run_main_job(tmp_path / "quiet", *arguments, "--quiet")
+
+    assert [run.returncode for run in (lines, bar, quiet)] == [0, 0, 0], lines.stderr + bar.stderr + quiet.stderr
+    packages = [PACKAGE_LINE.fullmatch(line) for line in lines.stderr.splitlines()]
+    assert all(packages), lines.stderr
+    numbers = [(int(match[1]), int(match[2].replace(",", ""))) for match in packages if match]
+    assert [number for number, _ in numbers] == list(range(1, len(numbers) + 1)) and len(numbers) >= 3
+    assert [items for _, items in numbers] == sorted(items for _, items in numbers) and numbers[-1][1] == 1034
+    redrawn = bar.stderr.splitlines()  # each `\r` read as a line end (text mode)
+    assert not any(line.startswith("Load package") for line in redrawn) and len(redrawn) > 2
+    assert redrawn[-1].startswith("1,034 of 1,034 items (100%), "), bar.stderr
+    assert quiet.stderr == ""
+    for run in (lines, quiet):
+        assert summary_line(run).startswith("Rows loaded this run: collections 3, items 1034 (")
+    assert summary_line(lines).endswith(f"({len(numbers)} load packages)")

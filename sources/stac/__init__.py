@@ -193,6 +193,8 @@ def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Itera
     """The resource's next load package, and the checkpoint that dlt commits with it in the resource's state."""
     state = dlt.current.resource_state()
     package = reading.for_package(state)  # planned from the saved checkpoints in a process's first package
+    if package.packages == 0 and package.expected_items:  # for a progress display: dlt counts the rows
+        dlt.current.pipeline().collector.update(package.tables.table_name, inc=0, inc_total=package.expected_items)
     with reading.abandoned_on_error():
         yield from package.next_package(limits)  # moves the cursors over the items it yields
     package.save_checkpoint(state)

@@ -36,7 +36,15 @@ from .late_arrivals import LateArrivals, late_arrivals
 from .paging import Page, read_concurrently
 from .rows import rejected_item_row
 from .searches import NamedSearch
-from .streams import bundle_search, bundled, collection_search, cut_windows, windows_with_items
+from .streams import (
+    CutWindow,
+    PlannedWindow,
+    bundle_search,
+    bundled,
+    collection_search,
+    cut_windows,
+    windows_with_items,
+)
 from .tables import ItemTables
 from .windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
 
@@ -115,6 +123,10 @@ class Reading:
         """Where the late arrivals of the collections that load by `datetime` stand, moved over every item."""
         self.max_items = max_items
         self.taken = 0
+        self.expected_items: int | None = None
+        """How many items its windows hold, where that is known (`numberMatched`), for a progress display."""
+        self.packages = 0
+        """Load packages handed out so far."""
         self.read_for_package = PagesRead()
         """What the last package's searches read."""
         self.tables = ItemTables(table_name)
@@ -135,6 +147,7 @@ class Reading:
         """
         rows, size = 0, 0
         self.read_for_package = PagesRead()
+        self.packages += 1
         for index, page in self._pages:
             stream = self.streams[index]
             self.read_for_package.pages += 1
@@ -314,9 +327,8 @@ def items_reading(
     sorted_ = api.sorts
     reads = []
     for collection in collections:
-        parts = resumed.get(collection, []) + [
-            started_at_cursor(window, cursors[collection]) for window in cuts.get(collection, [])
-        ]
+        new_windows = cuts[collection].parts if collection in cuts else []
+        parts = resumed.get(collection, []) + [started_at_cursor(window, cursors[collection]) for window in new_windows]
         cursor_field = fields[collection]
         reads += [
             PartRead(
@@ -341,7 +353,25 @@ def items_reading(
         PartRead(collection, collection, of, part, _part_search(api, collection, of, part, page_size), True, False)
         for collection, (of, part) in late_reads.items()
     ]
-    return Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads, late=late)
+    reading = Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads, late=late)
+    reading.expected_items = _expected_items(resumed, list(cuts.values()), bundles, counted)
+    return reading
+
+
+def _expected_items(
+    resumed: dict[str, list[Part]],
+    cuts: list[CutWindow],
+    bundles: list[list[PlannedWindow]],
+    counted: dict[str, int | None],
+) -> int | None:
+    """How many items the reading's windows hold, as the API said or the many-collection search counted them
+    (late arrivals aside); None where that is not known of each, or parts that an interrupted run left are read."""
+    if any(resumed.values()):
+        return None
+    matched = [cut.matched for cut in cuts] + [
+        counted.get(collection) for bundle in bundles for collection, _, _ in bundle
+    ]
+    return None if None in matched else sum(count for count in matched if count is not None)
 
 
 def _part_search(api: StacApi, collection: str, field: CursorField, part: Part, page_size: int) -> ItemSearch:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import datetime
+from typing import NamedTuple
 
 from pystac_client import ItemSearch
 
@@ -28,6 +29,13 @@ from .windows import Cursor, Window, loaded_at_start
 
 PlannedWindow = tuple[str, CursorField, Window]
 """A collection, the field its cursor follows, and the window of it that a run reads."""
+
+
+class CutWindow(NamedTuple):
+    parts: list[Window]
+    """The window's parts, one search each; none for an empty window."""
+    matched: int | None
+    """The items the window holds, where the API said (`numberMatched`) or they were counted."""
 
 
 def collection_search(
@@ -124,13 +132,13 @@ def cut_windows(
     page_size: int,
     concurrency: int,
     counted: dict[str, int | None] | None = None,
-) -> list[list[Window]]:
-    """Each `(collection, field, window)` cut into the parts that its searches read (none for an empty window);
+) -> list[CutWindow]:
+    """Each `(collection, field, window)` cut into the parts that its searches read, with the items it holds;
     the probes run `concurrency` at once. A window whose items were `counted` to a page or less is one part,
     with no probes."""
-    if concurrency <= 1 or not api.sorts:
-        return [[window] for _, _, window in windows]
     counted = counted or {}
+    if concurrency <= 1 or not api.sorts:
+        return [CutWindow([window], counted.get(collection)) for collection, _, window in windows]
     to_probe = [
         index for index, (collection, _, _) in enumerate(windows) if not _one_page(counted.get(collection), page_size)
     ]
@@ -138,8 +146,13 @@ def cut_windows(
         _probed(api, field, window, *_probes_of(api, collection, field, window), page_size, concurrency)
         for collection, field, window in (windows[index] for index in to_probe)
     ]
-    cuts = {to_probe[position]: points for position, points in read_concurrently(probed, concurrency)}
-    return [_parts_of(window, cuts.get(index, [])) for index, (_, _, window) in enumerate(windows)]
+    cuts = {to_probe[position]: probe for position, probe in read_concurrently(probed, concurrency)}
+    return [
+        CutWindow(_parts_of(window, cuts[index][0]), cuts[index][1])
+        if index in cuts
+        else CutWindow([window], counted.get(collection))
+        for index, (collection, _, window) in enumerate(windows)
+    ]
 
 
 def _one_page(items: int | None, page_size: int) -> bool:
@@ -166,18 +179,20 @@ def _probed(
     latest: ItemSearch,
     page_size: int,
     parts: int,
-) -> Iterator[list[datetime] | None]:
-    """Yields once where to cut the window into up to `parts` (no cut for one page), or None if it is empty."""
+) -> Iterator[tuple[list[datetime] | None, int | None]]:
+    """Yields once where to cut the window into up to `parts` (no cut for one page), or None if it is empty; and
+    how many items it holds, where the API says (`numberMatched`)."""
     first = api.first_page(earliest)
     if not first.entries:
-        yield None
+        yield None, 0
         return
     if first.matched is not None:
         parts = min(parts, math.ceil(first.matched / page_size))
     if parts <= 1:
-        yield []
+        yield [], first.matched
         return
-    yield _cut_points(window, _cursor_of(field, first), _cursor_of(field, api.first_page(latest)), parts)
+    low, high = _cursor_of(field, first), _cursor_of(field, api.first_page(latest))
+    yield _cut_points(window, low, high, parts), first.matched
 
 
 def _cursor_of(field: CursorField, page: Page) -> datetime | None:

@@ -72,6 +72,7 @@ class ItemTables:
     the type the table's schema has for it, else the Arrow type of the first page that filled it (None: JSON)."""
 
     def __init__(self, table_name: str = "items") -> None:
+        self.table_name = table_name
         self.names = ColumnNames(table_name, OWN_COLUMNS, frozenset(TIMESTAMP_PROPERTIES))
         self.types: dict[str, pa.DataType | None] = {}
         self.hinted: set[str] = set()
