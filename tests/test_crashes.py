@@ -192,6 +192,18 @@ def attached(workdir: Path, destination: Any) -> dlt.Pipeline:
     return dlt.attach(name, pipelines_dir=str(workdir / "dlt" / "pipelines"), destination=destination)
 
 
+def first_loads(tmp_path: Path, moments: list[str], destination: Destination, collection_id: str) -> None:
+    """The main job's first load of the collection in each moment's working folder, before the API changes."""
+
+    def first_load(moment: str) -> subprocess.CompletedProcess[str]:
+        workdir = tmp_path / folder_of(moment)
+        workdir.mkdir()
+        return main_job(workdir, job_env(workdir, destination), ["--collections", collection_id])
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert [loaded.returncode for loaded in pool.map(first_load, moments)] == [0] * len(moments)
+
+
 def folder_of(moment: str) -> str:
     return "".join(char if char.isalnum() else "_" for char in moment)
 
@@ -254,13 +266,7 @@ def test_a_kill_while_reading_late_arrivals_then_one_rerun_loads_every_item_once
     moments = ["extract:write@2", "job:committed:items.*.sql@1", "package:loaded@1", "extract:write@3"]
     duckdb = duckdb_destination(pgstac_server.url)
 
-    def first_load(moment: str) -> subprocess.CompletedProcess[str]:
-        workdir = tmp_path / folder_of(moment)
-        workdir.mkdir()
-        return main_job(workdir, job_env(workdir, duckdb), ["--collections", collection_id])
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        assert [loaded.returncode for loaded in pool.map(first_load, moments)] == [0] * len(moments)
+    first_loads(tmp_path, moments, duckdb, collection_id)
     late = copy.deepcopy(naip[100:])
     for number, item in enumerate(late):  # three items share each `updated`, the newest too
         day, half_hour = 1 + number // 48, number % 48
@@ -375,13 +381,7 @@ def test_a_kill_during_a_reconcile_then_one_rerun_leaves_the_tables_as_the_api_s
     ]
     duckdb = duckdb_destination(pgstac_server.url)
 
-    def first_load(moment: str) -> subprocess.CompletedProcess[str]:
-        workdir = tmp_path / folder_of(moment)
-        workdir.mkdir()
-        return main_job(workdir, job_env(workdir, duckdb), ["--collections", collection_id])
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        assert [loaded.returncode for loaded in pool.map(first_load, moments)] == [0] * len(moments)
+    first_loads(tmp_path, moments, duckdb, collection_id)
     for item in naip[10:13]:
         delete_item(pgstac_server.url, collection_id, item["id"])
     for item in copy.deepcopy(naip[100:102]):
