@@ -48,9 +48,10 @@ class LateArrivals:
     def to_save(self, key: str, unread: Part | None) -> Cursor | None:
         """The `late` cursor a checkpoint keeps (None for a collection that keeps none): the newest `updated`
         loaded; while the collection's late read is `unread`, how far that read got, where it got further than
-        the cursor it started from (items it has not read yet may lie between there and the newest loaded)."""
+        the cursor it started from (items it has not read yet may lie between there and the newest loaded); as
+        the run found it where this run does not track it (the API could not filter on `updated` this time)."""
         if key not in self.loaded:
-            return None
+            return self.found.get(key)
         if unread is None:
             return self.loaded[key]
         return _further(self.found[key], unread.read_to)
@@ -77,7 +78,8 @@ def late_arrivals(
     window of acquisition time, or where the API cannot filter on `updated`."""
     tracked = [key for key, field in fields.items() if field == DATETIME]
     if settings.stateless or not tracked or not api_filters_on_updated(api):
-        return LateArrivals(settings.upper_bound, {}, {}), {}
+        kept = {key: checkpoint.late for key, checkpoint in checkpoints.items()}
+        return LateArrivals(settings.upper_bound, kept, {}), {}
     found = {key: checkpoints[key].late for key in tracked}
     loaded = {key: dataclasses.replace(cursor, ids=set(cursor.ids)) for key, cursor in found.items()}
     late = LateArrivals(settings.upper_bound, found, loaded)

@@ -350,7 +350,15 @@ def items_reading(
     ]
     late, late_reads = late_arrivals(api, checkpoints, fields, settings, page_size, concurrency)
     reads += [
-        PartRead(collection, collection, of, part, _part_search(api, collection, of, part, page_size), True, False)
+        PartRead(
+            collection,
+            collection,
+            of,
+            part,
+            _part_search(api, collection, of, part, page_size),
+            sorted=True,
+            moves_cursor=False,
+        )
         for collection, (of, part) in late_reads.items()
     ]
     reading = Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads, late=late)
