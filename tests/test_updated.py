@@ -161,8 +161,76 @@ def test_a_late_arrival_that_carries_updated_loads_where_its_collection_loads_by
     assert query(duckdb_pipeline, "SELECT id FROM {items} WHERE gsd = 99") == [(edited["id"],)]
     late_cursor = items_state(duckdb_pipeline)[collection_id]["late"]
     assert late_cursor == {"value": "2025-02-01T00:00:00Z", "ids": [edited["id"]]}
+
+    at_cursor = copy.deepcopy(next(item for item in naip[:20] if item["id"] == cursor["ids"][0]))
+    at_cursor["properties"].update(gsd=98.0, updated="2025-03-01T00:00:00Z")
+    replace_item(pgstac_server.url, collection_id, at_cursor)
     duckdb_pipeline.run(stac(**load))
+
+    assert rows_loaded(duckdb_pipeline) == 1, "an edit of an item loaded at exactly the datetime cursor"
+    assert query(duckdb_pipeline, "SELECT id FROM {items} WHERE gsd = 98") == [(at_cursor["id"],)]
+    faults = Faults()
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        duckdb_pipeline.run(stac(**{**load, "url": proxy.url}))
     assert rows_loaded(duckdb_pipeline) == 0
+    if other_collections:
+        # one search asks about both collections' new windows, one about their late arrivals, which leaves out
+        # the item loaded at the late cursor: no collection is read
+        assert len(searches_sent(faults, "POST")) == SORT_PROBE + FILTER_PROBE + 1 + 1
+
+
+def test_a_run_that_cannot_filter_on_updated_keeps_the_late_cursor(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    """A run through a server that does not sort (this time) cannot read late arrivals; the next one that can goes
+    on from the same `late` cursor, not from the first item that carries `updated`."""
+    naip = list(sample_catalog.files_of("naip").items())
+    items = with_updated(naip[:6]) + naip[6:20]  # some items lack `updated`: the collection loads by `datetime`
+    collection_id = collection_of(pgstac_server, sample_catalog, "naip", items)
+    load = {"url": pgstac_server.url, "collections": [collection_id]}
+    duckdb_pipeline.run(stac(**load))
+    checkpoint = items_state(duckdb_pipeline)[collection_id]
+    assert checkpoint["late"] == {"value": "2024-03-01T00:05:00Z", "ids": [items[5]["id"]]}
+
+    with FaultProxy(pgstac_server.url, Faults(refused_sort_fields=".")) as proxy:
+        duckdb_pipeline.run(stac(**{**load, "url": proxy.url}))
+    assert rows_loaded(duckdb_pipeline) == 0
+    assert items_state(duckdb_pipeline)[collection_id] == checkpoint
+    duckdb_pipeline.run(stac(**load))
+    assert rows_loaded(duckdb_pipeline) == 0, "the items that carry `updated` were loaded before"
+
+
+def test_late_arrivals_load_once_where_an_interrupted_run_left_a_part_below_a_finished_one(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    """A kill leaves the checkpoint of a window cut in two parts: the earlier read to its third item, the later read
+    to its end (the cursor). Edits since then, acquired in either part's range, load once each."""
+    naip = copy.deepcopy(list(sample_catalog.files_of("naip").items())[:20])
+    for day, item in enumerate(naip, start=1):
+        item["properties"]["datetime"] = f"2020-01-{day:02d}T00:00:00Z"
+    collection_id = collection_of(pgstac_server, sample_catalog, "naip", naip)  # no item carries `updated`
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id]))
+    times = [item["properties"]["datetime"] for item in naip]
+    with duckdb_pipeline.managed_state() as state:
+        checkpoint = state["sources"]["stac"]["resources"]["items"]["cursors"][collection_id]
+        read_to = {"value": times[2], "ids": [naip[2]["id"]]}
+        checkpoint["parts"] = [{"start": times[0], "end": times[8], "end_excluded": True, "read_to": read_to}]
+
+    in_unfinished_part, in_finished_part = copy.deepcopy(naip[5]), copy.deepcopy(naip[12])
+    for number, item in enumerate((in_unfinished_part, in_finished_part)):
+        item["properties"].update(gsd=97.0, updated=f"2025-01-01T00:00:0{number}Z")
+        replace_item(pgstac_server.url, collection_id, item)
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id]))
+
+    assert rows_loaded(duckdb_pipeline) == 5 + 1, "the unfinished part's 5 items left to read, and one late arrival"
+    assert query(duckdb_pipeline, "SELECT id FROM {items} WHERE gsd = 97 ORDER BY id") == sorted(
+        [(in_unfinished_part["id"],), (in_finished_part["id"],)]
+    )
+    assert items_state(duckdb_pipeline)[collection_id] == {
+        "value": times[-1],
+        "ids": [naip[-1]["id"]],
+        "late": {"value": "2025-01-01T00:00:01Z", "ids": [in_finished_part["id"]]},
+    }
 
 
 def test_a_run_with_nothing_new_reads_one_page_where_all_items_share_one_datetime(

@@ -78,6 +78,8 @@ class Checkpoint:
     late: Cursor = field(default_factory=Cursor)
     """Of a collection that loads by `datetime`: where its late arrivals are read from, on `updated`."""
     late_unfinished: bool = False
+    """Its late read stopped at the end of a load package: saved so that `has_unread_parts` tells the run to go on
+    (the next reading starts the late read again from `late`, which then says how far it got)."""
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> Checkpoint:

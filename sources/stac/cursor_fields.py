@@ -40,9 +40,10 @@ class CursorField:
     name: str
     since: datetime | None = None
     """Where the acquisition time starts (`since`), for a field other than `datetime` itself."""
-    acquired_before: datetime | None = None
-    """Where the acquisition time ends (excluded), for the late arrivals of a collection that loads by `datetime`
-    (`late_arrivals.py`): its own window reads the items acquired from there on."""
+    acquired_by: datetime | None = None
+    """Where the acquisition time ends (included), for the late arrivals of a collection that loads by `datetime`:
+    the start of its own window, which reads the items acquired from there on, but for those loaded at exactly it
+    (`late_arrivals.py` leaves out on the client the items the collection's own reads admit)."""
 
     @property
     def checkpoint_name(self) -> str | None:
@@ -71,10 +72,6 @@ class CursorField:
             raise MalformedItem(f"properties.{self.name} is null, and its collection is loaded by `{self.name}`")
         return value
 
-    def acquired_in_time(self, row: dict[str, Any]) -> bool:
-        """Whether the item's acquisition time (`datetime`, else `start_datetime`) is before `acquired_before`."""
-        return self.acquired_before is None or item_cursor(row) < self.acquired_before
-
     def search_parameters(
         self, window: Window, loaded_at_start: frozenset[str] = frozenset(), ids_bytes_at_most: int = 0
     ) -> dict[str, Any]:
@@ -89,7 +86,7 @@ class CursorField:
             found = {"datetime": window.as_search_datetime()}
             return {**found, "filter": excluded[0], "filter_lang": "cql2-json"} if excluded else found
         acquired = {"datetime": f"{rfc3339(self.since)}/.."} if self.since else {}
-        conditions = [self._filter(window), *self._acquired_before(), *excluded]
+        conditions = [self._filter(window), *self._acquired_by(), *excluded]
         condition = {"op": "and", "args": conditions} if len(conditions) > 1 else conditions[0]
         return {"filter": condition, "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
 
@@ -106,7 +103,7 @@ class CursorField:
             condition = {"op": "or", "args": [instant, ranged]}
         else:
             condition = self._filter(window)
-        conditions = [condition, *self._acquired_before(), *self._excluded(window, loaded_at_start, ids_bytes_at_most)]
+        conditions = [condition, *self._acquired_by(), *self._excluded(window, loaded_at_start, ids_bytes_at_most)]
         return {"op": "and", "args": conditions} if len(conditions) > 1 else condition
 
     def _excluded(
@@ -126,8 +123,8 @@ class CursorField:
     def _filter(self, window: Window) -> dict[str, Any]:
         return _within(self.name, self.name, window, window.end_excluded)
 
-    def _acquired_before(self) -> list[dict[str, Any]]:
-        return [] if self.acquired_before is None else [acquired_before(self.acquired_before)]
+    def _acquired_by(self) -> list[dict[str, Any]]:
+        return [] if self.acquired_by is None else [_acquired_at_or_before(self.acquired_by)]
 
 
 DATETIME = CursorField(DATETIME_NAME)
@@ -156,10 +153,11 @@ def _not_loaded(name: str, start: datetime, loaded: AbstractSet[str]) -> dict[st
     }
 
 
-def acquired_before(end: datetime) -> dict[str, Any]:
-    """That an item was acquired before `end`: its `datetime` (pgstac's is a range item's `start_datetime`), or
-    else its `start_datetime`, is earlier."""
-    return {"op": "or", "args": [_compare("<", "datetime", end), _compare("<", "start_datetime", end)]}
+def _acquired_at_or_before(end: datetime) -> dict[str, Any]:
+    """That an item was acquired at or before `end`: its `datetime` (pgstac's is a range item's
+    `start_datetime`), or else its `start_datetime`; a range item that also carries a later `datetime` is
+    matched too, and left out on the client, which compares the acquisition time as the cursor does."""
+    return {"op": "or", "args": [_compare("<=", "datetime", end), _compare("<=", "start_datetime", end)]}
 
 
 def _compare(op: str, name: str, value: datetime) -> dict[str, Any]:

@@ -3,6 +3,7 @@ malformed items as rows of `rejected_items`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,6 @@ from .errors import MalformedItem
 from .paging import Page
 from .rows import item_row, rejected_item_row
 from .tables import ItemTables
-from .windows import WindowFilter
 
 REJECTED_ITEMS_TABLE = "rejected_items"
 
@@ -22,10 +22,10 @@ AdmittedRow = tuple[dict[str, Any], datetime]
 
 
 def page_rows(
-    page: Page, window_filter: WindowFilter, cursor_field: CursorField, collection: str | None
+    page: Page, admits: Callable[[dict[str, Any], datetime], bool], cursor_field: CursorField, collection: str | None
 ) -> tuple[list[AdmittedRow], list[dict[str, Any]]]:
-    """The rows of the page's items in the window (and acquired in time, see `CursorField.acquired_before`), with
-    their values of `cursor_field`, and the rows of its malformed items."""
+    """The rows of the page's items that the part read `admits` (by row and value of `cursor_field`: in its
+    window, and for a late read not read by another), with their values, and the rows of its malformed items."""
     admitted, rejected = [], []
     for raw in page.entries:
         try:
@@ -34,7 +34,7 @@ def page_rows(
         except MalformedItem as reason:
             rejected.append(rejected_item_row(raw, str(reason), page.url, collection))
             continue
-        if window_filter.admits(value, row["id"]) and cursor_field.acquired_in_time(row):
+        if admits(row, value):
             admitted.append((row, value))
     return admitted, rejected
 

@@ -4,12 +4,14 @@ added or edited since its last run, which say so in their `updated`.
 A collection loads by `datetime` where some of its items lacked `updated` at its first load (`cursor_fields.py`).
 Where the API filters on `updated`, the checkpoint of such a collection keeps a second cursor, `late`: the newest
 `updated` among the items it loaded, below each run's upper bound. Every later run also reads, sorted by
-`updated`, the items whose `updated` is in `[late - lag, upper bound)` and that were acquired before the
-collection's own window (which reads the others). That late read leaves the `datetime` cursor alone; until it
-ends, the checkpoint keeps how far it got instead of the newest `updated` loaded, so that a crash loses nothing.
+`updated`, the items whose `updated` is in `[late - lag, upper bound)`, acquired by the start of the collection's
+own window, that none of the collection's own reads in the run admits (`OwnReads`: its new window, whose start
+leaves out the items loaded there, and the parts an interrupted run left). That late read leaves the `datetime`
+cursor alone; until it ends, the checkpoint keeps how far it got instead of the newest `updated` loaded, so that
+a crash loses nothing.
 
 Over several collections, one search per `COLLECTIONS_PER_SEARCH` collections finds those that may have late
-arrivals (one range of `updated` for the group, which pgstac answers from its index), and only those are read.
+arrivals (`_group_condition`), and only those are read.
 """
 
 from __future__ import annotations
@@ -21,13 +23,41 @@ from typing import Any
 
 from .api import StacApi
 from .checkpoints import Checkpoint, Part, parts_end, started_at_cursor
-from .collection_groups import collections_per_search, items_meeting
+from .collection_groups import any_of, collections_per_search, items_meeting
 from .cursor_fields import DATETIME, UPDATED_NAME, CursorField, api_filters_on_updated
 from .paging import read_concurrently
-from .windows import Cursor, Window, WindowSettings, plan_window
+from .rows import item_cursor
+from .windows import Cursor, Window, WindowFilter, WindowSettings, loaded_at_start, plan_window
 
-LateRead = tuple[CursorField, Part]
-"""The field of a collection's late read (`updated`, acquired before its window) and the part it reads."""
+
+@dataclass(frozen=True)
+class OwnReads:
+    """What a collection's own reads by `datetime` admit in this run: its new window (the items loaded at exactly
+    its start left out) and the parts an interrupted run left. Its late read loads only the items that none of
+    them admits, so that each item acquired by the start of the new window is read once, by one or the other,
+    wherever an interrupted run left its parts."""
+
+    window_start: datetime
+    filters: tuple[WindowFilter, ...]
+
+    def admit(self, row: dict[str, Any]) -> bool:
+        """Whether one of the collection's own reads admits the item."""
+        value = item_cursor(row)
+        return any(window_filter.admits(value, row["id"]) for window_filter in self.filters)
+
+
+@dataclass(frozen=True)
+class LateRead:
+    """A collection's late read: over `updated`, of the items acquired by the start of its window, from its `late`
+    cursor on."""
+
+    cursor_field: CursorField
+    part: Part
+    own_reads: OwnReads
+
+    def admits(self, row: dict[str, Any]) -> bool:
+        """Whether the item is the late read's to load: none of the collection's own reads admits it."""
+        return not self.own_reads.admit(row)
 
 
 @dataclass
@@ -54,10 +84,10 @@ class LateArrivals:
             return self.found.get(key)
         if unread is None:
             return self.loaded[key]
-        return _further(self.found[key], unread.read_to)
+        return _later_of(self.found[key], unread.read_to)
 
 
-def _further(first: Cursor, second: Cursor) -> Cursor:
+def _later_of(first: Cursor, second: Cursor) -> Cursor:
     if first.value is None or (second.value is not None and second.value > first.value):
         return second
     if second.value == first.value:
@@ -84,47 +114,68 @@ def late_arrivals(
     loaded = {key: dataclasses.replace(cursor, ids=set(cursor.ids)) for key, cursor in found.items()}
     late = LateArrivals(settings.upper_bound, found, loaded)
     windows = {
-        key: (window, acquired_before)
+        key: (window, own_reads)
         for key in tracked
-        if (acquired_before := _window_start(checkpoints[key], settings)) is not None
+        if (own_reads := _own_reads(checkpoints[key], settings)) is not None
         and not (window := plan_window(found[key], dataclasses.replace(settings, since=None))).is_empty
     }
     if len(windows) > 1:
-        windows = {key: windows[key] for key in _maybe_late(api, windows, page_size, concurrency)}
+        windows = {key: windows[key] for key in _maybe_late(api, windows, found, page_size, concurrency)}
     reads = {
-        key: (CursorField(UPDATED_NAME, settings.since, acquired_before), started_at_cursor(window, found[key]))
-        for key, (window, acquired_before) in windows.items()
+        key: LateRead(
+            CursorField(UPDATED_NAME, settings.since, own_reads.window_start),
+            started_at_cursor(window, found[key]),
+            own_reads,
+        )
+        for key, (window, own_reads) in windows.items()
     }
     return late, reads
 
 
-def _window_start(checkpoint: Checkpoint, settings: WindowSettings) -> datetime | None:
-    """Where a collection's reading by `datetime` starts in this run (None: from the first item; also at its first
-    load, when it has read nothing yet): the earliest of the parts an interrupted run left, from where they
-    were read to, and the new window."""
+def _own_reads(checkpoint: Checkpoint, settings: WindowSettings) -> OwnReads | None:
+    """What the collection's reads by `datetime` admit in this run; None at its first load, which reads from the
+    first item."""
     if checkpoint.cursor.value is None:
         return None
-    starts = [part.window_filter().window.start for part in checkpoint.parts]
-    starts.append(plan_window(checkpoint.cursor, settings, parts_end(checkpoint.parts)).start)
-    return None if None in starts else min(start for start in starts if start is not None)
+    window = plan_window(checkpoint.cursor, settings, parts_end(checkpoint.parts))
+    assert window.start is not None, "a window after a cursor starts somewhere"
+    new_window = WindowFilter(window, frozenset(loaded_at_start(window, checkpoint.cursor)))
+    return OwnReads(window.start, (new_window, *(part.window_filter() for part in checkpoint.parts)))
 
 
 def _maybe_late(
-    api: StacApi, windows: dict[str, tuple[Window, datetime]], page_size: int, concurrency: int
+    api: StacApi,
+    windows: dict[str, tuple[Window, OwnReads]],
+    found: dict[str, Cursor],
+    page_size: int,
+    concurrency: int,
 ) -> set[str]:
-    """The collections that hold an item in the `updated` range of the group they are asked about with, acquired
-    before the latest of its windows: a search per `COLLECTIONS_PER_SEARCH` collections, `concurrency` at once."""
+    """The collections that may hold late arrivals: a search per `COLLECTIONS_PER_SEARCH` collections,
+    `concurrency` at once."""
     keys = list(windows)
     size = collections_per_search(api)
     groups = [keys[start : start + size] for start in range(0, len(keys), size)]
-    searches = [items_meeting(api, group, _group_condition(group, windows), page_size) for group in groups]
+    ids_bytes = api.ids_bytes_at_most // size
+    searches = [
+        items_meeting(api, group, _group_condition(group, windows, found, ids_bytes), page_size) for group in groups
+    ]
     return {key for _, matched in read_concurrently(searches, concurrency) for key in matched}
 
 
-def _group_condition(group: list[str], windows: dict[str, tuple[Window, datetime]]) -> dict[str, Any]:
-    """The condition every late arrival of the group's collections meets: its `updated` from the earliest start of
-    their late windows to the run's upper bound, acquired before the latest of their windows' starts."""
+def _group_condition(
+    group: list[str], windows: dict[str, tuple[Window, OwnReads]], found: dict[str, Cursor], ids_bytes: int
+) -> dict[str, Any]:
+    """The condition a late arrival of one of the group's collections meets: its `updated` in the range that
+    holds all their late windows, acquired by the latest of their windows' starts (which pgstac answers from
+    its index), and then in its own collection's late window, less the items loaded at exactly its start where
+    their ids take at most `ids_bytes` (with no lag, the newest loaded: they would make every run read every
+    collection again)."""
     starts = [windows[key][0].start for key in group]
     window = dataclasses.replace(windows[group[0]][0], start=None if None in starts else min(starts))
-    field = CursorField(UPDATED_NAME, acquired_before=max(windows[key][1] for key in group))
-    return field.window_condition(window)
+    shared = CursorField(UPDATED_NAME, acquired_by=max(windows[key][1].window_start for key in group))
+    own = {key: _late_window_condition(windows[key][0], found[key], ids_bytes) for key in group}
+    return {"op": "and", "args": [shared.window_condition(window), any_of(own)]}
+
+
+def _late_window_condition(window: Window, late: Cursor, ids_bytes: int) -> dict[str, Any]:
+    return CursorField(UPDATED_NAME).window_condition(window, loaded_at_start(window, late), ids_bytes)

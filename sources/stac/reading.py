@@ -32,7 +32,7 @@ from .checkpoints import (
 from .collection_groups import collections_per_search
 from .cursor_fields import DATETIME, CursorField, chosen_fields, saved_field
 from .extract import AdmittedRow, dlt_items, page_rows
-from .late_arrivals import LateArrivals, late_arrivals
+from .late_arrivals import LateArrivals, LateRead, late_arrivals
 from .paging import Page, read_concurrently
 from .rows import rejected_item_row
 from .searches import NamedSearch
@@ -62,13 +62,23 @@ class PartRead:
     search: ItemSearch
     sorted: bool
     """The server returns the items by cursor value and id, so `read_to` tells how far the part was read."""
-    moves_cursor: bool = True
-    """Its items move the key's cursor: all but a late read (`late_arrivals.py`), which moves its `read_to`."""
+    late_read: LateRead | None = None
+    """Of a late read (`late_arrivals.py`), which loads none of the items its collection's own reads admit, and
+    moves its `read_to`, not the key's cursor."""
     window_filter: WindowFilter = field(init=False)
     finished: bool = False
 
     def __post_init__(self) -> None:
         self.window_filter = self.part.window_filter()
+
+    @property
+    def moves_cursor(self) -> bool:
+        return self.late_read is None
+
+    def admits(self, row: dict[str, Any], value: datetime) -> bool:
+        """Whether the item (`value` its cursor value) is this part's to load."""
+        admitted = self.window_filter.admits(value, row["id"])
+        return admitted and (self.late_read is None or self.late_read.admits(row))
 
 
 Shape = Callable[[list[AdmittedRow], list[dict[str, Any]]], tuple[list[Any], int]]
@@ -155,7 +165,7 @@ class Reading:
             admitted, rejected = [], []
             for read, entries in _entries_of_each(stream, page, rejected):
                 read_page = replace(page, entries=entries)
-                kept, malformed = page_rows(read_page, read.window_filter, read.cursor_field, read.collection)
+                kept, malformed = page_rows(read_page, read.admits, read.cursor_field, read.collection)
                 kept = self._within_max_items(kept)
                 for row, value in kept:
                     self._record(read, row, value)
@@ -353,13 +363,13 @@ def items_reading(
         PartRead(
             collection,
             collection,
-            of,
-            part,
-            _part_search(api, collection, of, part, page_size),
+            late_read.cursor_field,
+            late_read.part,
+            _part_search(api, collection, late_read.cursor_field, late_read.part, page_size),
             sorted=True,
-            moves_cursor=False,
+            late_read=late_read,
         )
-        for collection, (of, part) in late_reads.items()
+        for collection, late_read in late_reads.items()
     ]
     reading = Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads, late=late)
     reading.expected_items = _expected_items(resumed, list(cuts.values()), bundles, counted)

@@ -43,7 +43,7 @@ from .extract import REJECTED_ITEMS_TABLE, AdmittedRow, dlt_items, page_rows
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading
 from .rows import CONTENT_HASH, DELETED
 from .tables import ItemTables
-from .windows import Window, WindowFilter, WindowSettings, optional_timestamp, rfc3339
+from .windows import WindowSettings, optional_timestamp, rfc3339
 
 LISTING_TABLE = "_stac_listing"
 LISTING_COLUMNS: TTableSchemaColumns = {
@@ -56,7 +56,11 @@ LISTING_COLUMNS: TTableSchemaColumns = {
 IDS_PER_REQUEST = 100
 LISTING, APPLYING, DONE = "listing", "applying", "done"
 KINDS = ("added", "changed", "removed")
-EVERY_ITEM = WindowFilter(Window(None, None, stateless=True))
+
+
+def every_item(row: dict[str, Any], value: datetime) -> bool:
+    """What a listing by id admits: every item it finds, whatever its datetime."""
+    return True
 
 
 @dataclass(frozen=True)
@@ -241,7 +245,7 @@ class Reconciler:
             rejected: list[dict[str, Any]] = []
             search = self.api.search(collections=[collection], ids=batch, limit=len(batch))
             for page in self.api.search_pages(search):
-                admitted, malformed = page_rows(page, EVERY_ITEM, DATETIME, collection)
+                admitted, malformed = page_rows(page, every_item, DATETIME, collection)
                 found += admitted
                 rejected += malformed
             rows = {row["id"] for row, _ in found}
