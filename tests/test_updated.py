@@ -179,6 +179,37 @@ def test_a_late_arrival_that_carries_updated_loads_where_its_collection_loads_by
         assert len(searches_sent(faults, "POST")) == SORT_PROBE + FILTER_PROBE + 1 + 1
 
 
+def test_after_a_kill_in_a_first_load_the_late_read_leaves_the_part_left_to_the_part(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
+) -> None:
+    """A kill three items into a collection's first load leaves its whole window as one part, and no `late` cursor:
+    the late read asks only for the items acquired outside that part (none here), not for every item that
+    carries `updated`, page after page, to drop them on the client."""
+    naip = copy.deepcopy(list(sample_catalog.files_of("naip").items())[:20])
+    for day, item in enumerate(naip, start=1):
+        item["properties"]["datetime"] = f"2020-01-{day:02d}T00:00:00Z"
+    items = naip[:10] + with_updated(naip[10:])  # some items lack `updated`: the collection loads by `datetime`
+    collection_id = collection_of(pgstac_server, sample_catalog, "naip", items)
+    duckdb_pipeline.run(stac(url=pgstac_server.url, collections=[collection_id]))
+    with duckdb_pipeline.managed_state() as state:
+        read_to = {"value": "2020-01-03T00:00:00Z", "ids": [items[2]["id"]]}
+        part = {"start": None, "end": "2025-12-01T00:00:00Z", "end_excluded": True, "read_to": read_to}
+        state["sources"]["stac"]["resources"]["items"]["cursors"][collection_id] = {**read_to, "parts": [part]}
+
+    faults = Faults()
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        duckdb_pipeline.run(stac(url=proxy.url, collections=[collection_id], page_size=4))
+
+    assert rows_loaded(duckdb_pipeline) == 17, "the part, from its fourth item on"
+    # the probes of the API's sort and filters; the part's 17 items in 5 pages; a probe of the new window, empty;
+    # the late read's one empty page (its 10 items that carry `updated`, in 3 pages, if it asked for them)
+    assert len(searches_sent(faults, "POST")) == SORT_PROBE + FILTER_PROBE + 5 + 1 + 1
+    assert items_state(duckdb_pipeline)[collection_id]["late"] == {
+        "value": "2024-03-01T00:09:00Z",
+        "ids": [items[-1]["id"]],
+    }
+
+
 def test_a_run_that_cannot_filter_on_updated_keeps_the_late_cursor(
     pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline
 ) -> None:

@@ -44,6 +44,9 @@ class CursorField:
     """Where the acquisition time ends (included), for the late arrivals of a collection that loads by `datetime`:
     the start of its own window, which reads the items acquired from there on, but for those loaded at exactly it
     (`late_arrivals.py` leaves out on the client the items the collection's own reads admit)."""
+    acquired_outside: tuple[tuple[datetime | None, datetime | None], ...] = ()
+    """Acquisition times (`start`, `end`, both excluded; None: open) that the late arrivals leave out on the server:
+    those of the parts an interrupted run left, which read them."""
 
     @property
     def checkpoint_name(self) -> str | None:
@@ -86,7 +89,7 @@ class CursorField:
             found = {"datetime": window.as_search_datetime()}
             return {**found, "filter": excluded[0], "filter_lang": "cql2-json"} if excluded else found
         acquired = {"datetime": f"{rfc3339(self.since)}/.."} if self.since else {}
-        conditions = [self._filter(window), *self._acquired_by(), *excluded]
+        conditions = [self._filter(window), *self._acquisition(), *excluded]
         condition = {"op": "and", "args": conditions} if len(conditions) > 1 else conditions[0]
         return {"filter": condition, "filter_lang": "cql2-json", "sortby": self.ascending, **acquired}
 
@@ -103,7 +106,7 @@ class CursorField:
             condition = {"op": "or", "args": [instant, ranged]}
         else:
             condition = self._filter(window)
-        conditions = [condition, *self._acquired_by(), *self._excluded(window, loaded_at_start, ids_bytes_at_most)]
+        conditions = [condition, *self._acquisition(), *self._excluded(window, loaded_at_start, ids_bytes_at_most)]
         return {"op": "and", "args": conditions} if len(conditions) > 1 else condition
 
     def _excluded(
@@ -123,8 +126,9 @@ class CursorField:
     def _filter(self, window: Window) -> dict[str, Any]:
         return _within(self.name, self.name, window, window.end_excluded)
 
-    def _acquired_by(self) -> list[dict[str, Any]]:
-        return [] if self.acquired_by is None else [_acquired_at_or_before(self.acquired_by)]
+    def _acquisition(self) -> list[dict[str, Any]]:
+        by = [] if self.acquired_by is None else [_acquired_at_or_before(self.acquired_by)]
+        return by + [_not_acquired_within(start, end) for start, end in self.acquired_outside]
 
 
 DATETIME = CursorField(DATETIME_NAME)
@@ -154,10 +158,18 @@ def _not_loaded(name: str, start: datetime, loaded: AbstractSet[str]) -> dict[st
 
 
 def _acquired_at_or_before(end: datetime) -> dict[str, Any]:
-    """That an item was acquired at or before `end`: its `datetime` (pgstac's is a range item's
-    `start_datetime`), or else its `start_datetime`; a range item that also carries a later `datetime` is
-    matched too, and left out on the client, which compares the acquisition time as the cursor does."""
+    """That an item may have been acquired at or before `end`: its `datetime` (pgstac's is a range item's
+    `start_datetime`), or its `start_datetime`, is not later. A range item that also carries a later `datetime`
+    is matched too; the client compares the acquisition time as the cursor does."""
     return {"op": "or", "args": [_compare("<=", "datetime", end), _compare("<=", "start_datetime", end)]}
+
+
+def _not_acquired_within(start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    """That an item's `datetime` is not between `start` and `end` (both excluded), or that it has none: where
+    `datetime` is null (a range item, outside pgstac), the client decides."""
+    outside = [_compare("<=", "datetime", start)] if start is not None else []
+    outside += [_compare(">=", "datetime", end)] if end is not None else []
+    return {"op": "or", "args": [_is_null("datetime"), *outside]}
 
 
 def _compare(op: str, name: str, value: datetime) -> dict[str, Any]:

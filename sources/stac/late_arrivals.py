@@ -33,17 +33,28 @@ from .windows import Cursor, Window, WindowFilter, WindowSettings, loaded_at_sta
 @dataclass(frozen=True)
 class OwnReads:
     """What a collection's own reads by `datetime` admit in this run: its new window (the items loaded at exactly
-    its start left out) and the parts an interrupted run left. Its late read loads only the items that none of
-    them admits, so that each item acquired by the start of the new window is read once, by one or the other,
+    its start left out) and the parts an interrupted run left. Its late read loads only the items acquired from
+    `since` to the new window's start that none of them admits, so that each is read once, by one or the other,
     wherever an interrupted run left its parts."""
 
+    since: datetime | None
     window_start: datetime
-    filters: tuple[WindowFilter, ...]
+    new_window: WindowFilter
+    resumed: tuple[WindowFilter, ...]
 
-    def admit(self, row: dict[str, Any]) -> bool:
-        """Whether one of the collection's own reads admits the item."""
-        value = item_cursor(row)
-        return any(window_filter.admits(value, row["id"]) for window_filter in self.filters)
+    @property
+    def resumed_ranges(self) -> tuple[tuple[datetime | None, datetime | None], ...]:
+        """The acquisition times (both ends excluded) that the parts an interrupted run left read whole, which the
+        late read leaves out on the server: after a kill in a first load, they may hold most of the collection."""
+        return tuple((left.window.start, left.window.end) for left in self.resumed)
+
+    def leave_late(self, row: dict[str, Any]) -> bool:
+        """Whether the item, acquired from `since` to the new window's start, is one that none of the reads
+        admits."""
+        acquired = item_cursor(row)
+        if (self.since is not None and acquired < self.since) or acquired > self.window_start:
+            return False
+        return not any(read.admits(acquired, row["id"]) for read in (self.new_window, *self.resumed))
 
 
 @dataclass(frozen=True)
@@ -56,8 +67,8 @@ class LateRead:
     own_reads: OwnReads
 
     def admits(self, row: dict[str, Any]) -> bool:
-        """Whether the item is the late read's to load: none of the collection's own reads admits it."""
-        return not self.own_reads.admit(row)
+        """Whether the item is the late read's to load (`OwnReads.leave_late`)."""
+        return self.own_reads.leave_late(row)
 
 
 @dataclass
@@ -123,7 +134,7 @@ def late_arrivals(
         windows = {key: windows[key] for key in _maybe_late(api, windows, found, page_size, concurrency)}
     reads = {
         key: LateRead(
-            CursorField(UPDATED_NAME, settings.since, own_reads.window_start),
+            CursorField(UPDATED_NAME, settings.since, own_reads.window_start, own_reads.resumed_ranges),
             started_at_cursor(window, found[key]),
             own_reads,
         )
@@ -140,7 +151,8 @@ def _own_reads(checkpoint: Checkpoint, settings: WindowSettings) -> OwnReads | N
     window = plan_window(checkpoint.cursor, settings, parts_end(checkpoint.parts))
     assert window.start is not None, "a window after a cursor starts somewhere"
     new_window = WindowFilter(window, frozenset(loaded_at_start(window, checkpoint.cursor)))
-    return OwnReads(window.start, (new_window, *(part.window_filter() for part in checkpoint.parts)))
+    resumed = tuple(part.window_filter() for part in checkpoint.parts)
+    return OwnReads(settings.since, window.start, new_window, resumed)
 
 
 def _maybe_late(
@@ -173,9 +185,10 @@ def _group_condition(
     starts = [windows[key][0].start for key in group]
     window = dataclasses.replace(windows[group[0]][0], start=None if None in starts else min(starts))
     shared = CursorField(UPDATED_NAME, acquired_by=max(windows[key][1].window_start for key in group))
-    own = {key: _late_window_condition(windows[key][0], found[key], ids_bytes) for key in group}
+    own = {key: _late_window_condition(*windows[key], found[key], ids_bytes) for key in group}
     return {"op": "and", "args": [shared.window_condition(window), any_of(own)]}
 
 
-def _late_window_condition(window: Window, late: Cursor, ids_bytes: int) -> dict[str, Any]:
-    return CursorField(UPDATED_NAME).window_condition(window, loaded_at_start(window, late), ids_bytes)
+def _late_window_condition(window: Window, own_reads: OwnReads, late: Cursor, ids_bytes: int) -> dict[str, Any]:
+    field = CursorField(UPDATED_NAME, acquired_outside=own_reads.resumed_ranges)
+    return field.window_condition(window, loaded_at_start(window, late), ids_bytes)
