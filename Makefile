@@ -7,6 +7,7 @@ GEOPARQUET_VENV := .venv-geoparquet
 DATA ?= tests/data/stac
 PORT ?= 8081
 PYTEST_ARGS ?=
+MAP_ARGS ?=
 # pytest workers: one per core, at most 4 (each starts its own servers and cluster); 0 runs them in this process.
 TEST_WORKERS ?= auto
 ITEMS ?= 10000
@@ -14,7 +15,7 @@ RUNS ?= 3
 # The main job's dlt state lives in the project, so that each clone has its own.
 export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 
-.PHONY: run test stack-up stack-down dashboard bench clean
+.PHONY: run test stack-up stack-down dashboard map bench clean
 
 ## run: serve the sample data with the light local server and run the main pipeline into DuckDB
 run: $(VENV)/.installed-demo
@@ -37,6 +38,11 @@ stack-down: $(VENV)/.installed-demo
 ## dashboard: dlt's dashboard (marimo) of the main job's runs, on 127.0.0.1:2718
 dashboard: $(VENV)/.installed-demo
 	DESTINATION__DUCKDB__CREDENTIALS__EXTENSIONS='["spatial"]' PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dlt pipeline terrabyte show
+
+## map: a marimo notebook of what the main job loaded (footprints on a map, items over time), on 127.0.0.1:2719;
+## MAP_ARGS="--pipeline terrabyte_postgres --footprints 50000" to change what it shows
+map: $(VENV)/.installed-map
+	$(PY) -m marimo run --headless --host 127.0.0.1 --port 2719 pipelines/map_notebook.py -- $(MAP_ARGS)
 
 ## bench: load $(ITEMS) items from a local stac-fastapi-pgstac with ours and its peers, $(RUNS) times (bench/README.md)
 bench: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
