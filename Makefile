@@ -21,14 +21,16 @@ export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 run: $(VENV)/.installed-demo
 	$(PY) -m stack exec --server rustac -- $(PY) pipelines/terrabyte_pipeline.py --url {url}
 
-## test: install the test extras, PostgreSQL 15 + PostGIS and the servers' virtualenvs, then run pytest
+## test: install the test extras, PostgreSQL 15 + PostGIS, Chromium and the servers' virtualenvs, then run pytest
 test: $(VENV)/.installed-test $(SERVER_VENV)/.installed $(GEOPARQUET_VENV)/.installed
 	$(PY) -m stack require-postgres
+	$(PY) -m stack require-chromium
 	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
 
 ## stack-up: start stac-fastapi-pgstac on 127.0.0.1:$(PORT) with the collections in $(DATA)
 stack-up: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
 	$(PY) -m stack require-postgres
+	$(PY) -m stack require-chromium
 	$(PY) -m stack up --data $(DATA) --port $(PORT)
 
 ## stack-down: stop the stack on $(PORT) and remove its cluster

@@ -4,6 +4,7 @@
   python -m stack down [--port 8081]                                       stop and remove it
   python -m stack exec [--data DIR] [--server rustac] -- CMD ...           serve for one command
   python -m stack require-postgres                                         install or name what is missing
+  python -m stack require-chromium                                         the same, for the dashboard's test
 
 `exec` replaces `{url}` in CMD with the API's URL and also passes it as STAC_API_URL.
 """
@@ -20,6 +21,8 @@ import time
 from pathlib import Path
 
 from stack.catalog_folder import SAMPLE_DATA, CatalogFolder
+from stack.chromium import ensure_chromium_installed
+from stack.debian import PackagesMissing
 from stack.pgstac import PgstacServer
 from stack.postgres import PostgresCluster, PostgresMissing, ensure_postgres_installed
 from stack.processes import make_workdir, port_is_taken, stop_server_from_pidfile
@@ -104,6 +107,16 @@ def require_postgres(_: argparse.Namespace) -> int:
     return 0
 
 
+def require_chromium(_: argparse.Namespace) -> int:
+    try:
+        chromium = ensure_chromium_installed()
+    except PackagesMissing as missing:
+        print(f"The dashboard's test needs Chromium: {missing}")
+        return 1
+    print(f"Chromium: {chromium}")
+    return 0
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(required=True)
@@ -119,11 +132,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser_with_server.add_argument("--data", type=Path, default=SAMPLE_DATA, help="catalog folder to serve")
         parser_with_server.add_argument("--server", choices=("pgstac", "rustac"), default=default_server)
     commands.add_parser("require-postgres", help="install PostgreSQL 15 + PostGIS if missing and possible")
+    commands.add_parser("require-chromium", help="install Chromium (for the dashboard's test) if missing and possible")
 
     up_parser.set_defaults(run=up)
     down_parser.set_defaults(run=down)
     exec_parser.set_defaults(run=exec_with_server)
     commands.choices["require-postgres"].set_defaults(run=require_postgres)
+    commands.choices["require-chromium"].set_defaults(run=require_chromium)
     return parser.parse_args(argv)
 
 

@@ -13,6 +13,7 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
+from stack.debian import PackagesMissing, apt_install
 from stack.processes import free_port
 
 POSTGRES_MAJOR = 15
@@ -59,11 +60,10 @@ def ensure_postgres_installed() -> Path:
     try:
         return postgres_bindir()
     except PostgresMissing as missing:
-        if os.geteuid() != 0 or not Path("/etc/debian_version").exists() or not shutil.which("apt-get"):
-            raise PostgresMissing(f"{missing} (as root, or with sudo)") from None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *DEBIAN_PACKAGES], check=True, env=env)
+        try:
+            apt_install(DEBIAN_PACKAGES)
+        except PackagesMissing as not_installed:
+            raise PostgresMissing(f"{missing} ({not_installed})") from None
     return postgres_bindir()
 
 
