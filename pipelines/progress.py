@@ -2,8 +2,9 @@
 
 A dlt collector (`--progress`): dlt tells it each table's new rows as they are extracted, and the source tells it
 how many items its searches match (`numberMatched`, `dlt_stac.reading`), so that it shows items loaded of the
-total, the rate and the time left. On a terminal one line, redrawn in place; elsewhere (cron, CI, Airflow's
-logs) a line per load package loaded, and one a minute while a package takes longer.
+total, the rate and the time left, and where the collections it reads stand, each of its own total. On a
+terminal one line, redrawn in place; elsewhere (cron, CI, Airflow's logs) a line per load package loaded, and
+one a minute while a package takes longer.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class RunProgress(Collector):
         self.items = 0
         self.expected = 0
         self.packages = 0
+        self.note = ""
+        """Where the collections of the last page read stand, as the source says (`naip 600 of 1,000`)."""
         self._shown_at = self.started
         self._shown: str = ""
 
@@ -48,6 +51,7 @@ class RunProgress(Collector):
     ) -> None:
         if not self.step.startswith(EXTRACT) or name in NOT_ITEMS or name.startswith("_"):
             return
+        self.note = message or self.note
         self.items += inc
         self.expected += inc_total or 0
         now = time.monotonic()
@@ -59,7 +63,12 @@ class RunProgress(Collector):
             self._show(f"{self.status()}\n", now)
 
     def status(self) -> str:
-        """`12,345 of 100,000 items (12%), 850 items/s, 1:46 left`; without a total, the items and the rate."""
+        """`12,345 of 100,000 items (12%), 850 items/s, 1:46 left (naip 600 of 1,000)`; without a total, the items
+        and the rate; the note of the collections last read in brackets."""
+        note = f" ({self.note})" if self.note else ""
+        return self._overall() + note
+
+    def _overall(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = self.items / elapsed
         done = f"{self.items:,} items"

@@ -193,8 +193,9 @@ def test_runs_into_duckdb_and_into_postgres_keep_their_own_pipelines(
 
 
 PACKAGE_LINE = re.compile(
-    r"Load package (\d+) loaded: ([\d,]+) of 1,034 items \((\d+)%\), [\d,]+ items/s, \d+:\d\d left"
+    r"Load package (\d+) loaded: ([\d,]+) of 1,034 items \((\d+)%\), [\d,]+ items/s, \d+:\d\d left \((.+)\)"
 )
+COLLECTION_NOTE = re.compile(r"([\w-]+) ([\d,]+) of ([\d,]+)")
 
 
 def test_progress_is_a_line_per_package_off_a_terminal_and_one_line_redrawn_on_one(
@@ -214,6 +215,11 @@ def test_progress_is_a_line_per_package_off_a_terminal_and_one_line_redrawn_on_o
     numbers = [(int(match[1]), int(match[2].replace(",", ""))) for match in packages if match]
     assert [number for number, _ in numbers] == list(range(1, len(numbers) + 1)) and len(numbers) >= 3
     assert [items for _, items in numbers] == sorted(items for _, items in numbers) and numbers[-1][1] == 1034
+    notes = [COLLECTION_NOTE.fullmatch(note) for match in packages if match for note in match[4].split(", ")]
+    assert all(notes), lines.stderr
+    totals = {"naip": 1000, "joplin": 30, "3dep-lidar-dsm": 4}
+    assert {note[1]: int(note[3].replace(",", "")) for note in notes if note}.items() <= totals.items(), "own totals"
+    assert all(int(note[2].replace(",", "")) <= totals[note[1]] for note in notes if note)
     redrawn = bar.stderr.splitlines()  # each `\r` read as a line end (text mode)
     assert not any(line.startswith("Load package") for line in redrawn) and len(redrawn) > 2
     assert redrawn[-1].startswith("1,034 of 1,034 items (100%), "), bar.stderr

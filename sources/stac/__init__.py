@@ -193,10 +193,13 @@ def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Itera
     """The resource's next load package, and the checkpoint that dlt commits with it in the resource's state."""
     state = dlt.current.resource_state()
     package = reading.for_package(state)  # planned from the saved checkpoints in a process's first package
-    if package.packages == 0 and package.expected_items:  # for a progress display: dlt counts the rows
-        dlt.current.pipeline().collector.update(package.tables.table_name, inc=0, inc_total=package.expected_items)
+    progress, table = dlt.current.pipeline().collector, package.tables.table_name  # dlt counts the rows
+    if package.packages == 0 and package.expected_items:
+        progress.update(table, inc=0, inc_total=package.expected_items)
     with reading.abandoned_on_error():
-        yield from package.next_package(limits)  # moves the cursors over the items it yields
+        for page_items in package.next_package(limits):  # moves the cursors over the items it yields
+            yield page_items
+            progress.update(table, inc=0, message=package.progress_note())
     package.save_checkpoint(state)
     reading.saved(state)
     read = package.read_for_package  # in the package's extract metrics (its trace), for what a run cost

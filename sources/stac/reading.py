@@ -11,6 +11,7 @@ checkpoint goes into the resource's state, which dlt commits with the package: t
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -85,6 +86,10 @@ Shape = Callable[[list[AdmittedRow], list[dict[str, Any]]], tuple[list[Any], int
 """What a reading yields for a page: its admitted rows and its malformed items as dlt items, and their size."""
 
 
+NOTED_KEYS = 3
+"""Keys a progress note names at most (a bundle's page holds items of up to 25 collections)."""
+
+
 @dataclass
 class PagesRead:
     """What a load package's searches read from the API: pages, and the items on them, loaded or not (items at
@@ -135,6 +140,12 @@ class Reading:
         self.taken = 0
         self.expected_items: int | None = None
         """How many items its windows hold, where that is known (`numberMatched`), for a progress display."""
+        self.expected_by_key: dict[str, int] = {}
+        """How many items each key's windows hold, where that is known."""
+        self.loaded_by_key: Counter[str] = Counter()
+        """Items handed out so far, by key."""
+        self.last_keys: list[str] = []
+        """The keys of the last page's items."""
         self.packages = 0
         """Load packages handed out so far."""
         self.read_for_package = PagesRead()
@@ -163,6 +174,7 @@ class Reading:
             self.read_for_package.pages += 1
             self.read_for_package.items += len(page.entries)
             admitted, rejected = [], []
+            self.last_keys = [read.key for read in stream]
             for read, entries in _entries_of_each(stream, page, rejected):
                 read_page = replace(page, entries=entries)
                 kept, malformed = page_rows(read_page, read.admits, read.cursor_field, read.collection)
@@ -188,7 +200,20 @@ class Reading:
         self.taken += len(admitted)
         return admitted
 
+    def progress_note(self) -> str:
+        """Where the keys of the last page stand, for a progress display: `naip 600 of 1,000` (the total where it
+        is known), at most `NOTED_KEYS` of them."""
+        notes = [
+            f"{key} {loaded:,} of {expected:,}"
+            if (expected := self.expected_by_key.get(key)) and (loaded := self.loaded_by_key[key]) <= expected
+            else f"{key} {self.loaded_by_key[key]:,}"
+            for key in self.last_keys[:NOTED_KEYS]
+        ]
+        more = len(self.last_keys) - NOTED_KEYS
+        return ", ".join(notes) + (f" and {more} more" if more > 0 else "")
+
     def _record(self, read: PartRead, row: dict[str, Any], value: datetime) -> None:
+        self.loaded_by_key[read.key] += 1
         if self.backfill is None and read.moves_cursor:
             self.cursors[read.key].advance(value, row["id"])
         if self.late is not None:
@@ -373,6 +398,7 @@ def items_reading(
     ]
     reading = Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads, late=late)
     reading.expected_items = _expected_items(resumed, list(cuts.values()), bundles, counted)
+    reading.expected_by_key = _expected_by_key(resumed, cuts, bundles, counted)
     return reading
 
 
@@ -390,6 +416,19 @@ def _expected_items(
         counted.get(collection) for bundle in bundles for collection, _, _ in bundle
     ]
     return None if None in matched else sum(count for count in matched if count is not None)
+
+
+def _expected_by_key(
+    resumed: dict[str, list[Part]],
+    cuts: dict[str, CutWindow],
+    bundles: list[list[PlannedWindow]],
+    counted: dict[str, int | None],
+) -> dict[str, int]:
+    """How many items each collection's new window holds, where that is known and no parts an interrupted run
+    left are read besides."""
+    matched = {collection: cut.matched for collection, cut in cuts.items()}
+    matched |= {collection: counted.get(collection) for bundle in bundles for collection, _, _ in bundle}
+    return {key: count for key, count in matched.items() if count is not None and not resumed.get(key)}
 
 
 def _part_search(api: StacApi, collection: str, field: CursorField, part: Part, page_size: int) -> ItemSearch:
