@@ -63,6 +63,7 @@ from duckdb_lock import held_file_of, lock_settings, wait_for_the_duckdb_file
 from list_collections import list_collections
 from process_memory import MemorySettings, keep_less_freed_memory, memory_settings
 from progress import PROGRESS_CHOICES, RunProgress, run_progress
+from run_lock import RUN_IN_PROGRESS_EXIT, RunInProgress, only_run, run_lock_settings
 
 PIPELINE_NAME = "terrabyte"
 DATASET_NAME = "terrabyte_stac"
@@ -361,6 +362,16 @@ def main(argv: list[str]) -> int:
         dataset_name=args.dataset,
         progress=run_progress("none" if args.quiet else args.progress),
     )
+    try:
+        with only_run(pipeline, run_lock_settings().run_lock_wait_s):
+            return load(pipeline, args, settings)
+    except RunInProgress as error:
+        print(f"error: {error}", file=sys.stderr)
+        return RUN_IN_PROGRESS_EXIT
+
+
+def load(pipeline: dlt.Pipeline, args: argparse.Namespace, settings: MemorySettings) -> int:
+    """The job's run: its exit code."""
     try:
         pipeline = with_job_settings(pipeline, settings)
         wait_for_the_duckdb_file(pipeline, lock_settings().duckdb_lock_wait_s)

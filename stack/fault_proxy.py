@@ -17,6 +17,8 @@ import requests
 from stack.local_http import LocalHttpServer, QuietJsonHandler
 
 HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "content-encoding", "keep-alive"}
+HELD_AT_MOST_S = 120.0
+"""How long a held request waits at most, so that a test that never lets go of it still ends."""
 
 FaultKind = Literal["status", "drop", "cut", "short"]
 """`status`: answer `Faults.status`. `drop`: close the connection without an answer. `cut`: send the upstream
@@ -44,6 +46,8 @@ class Faults:
     refused_sort_fields: str | None = None
     """A search whose `sortby` names a field that this regular expression matches gets the HTTP 500 that
     stac-fastapi-geoparquet 0.0.7 answers to `properties.datetime` (it sorts on `datetime`)."""
+    held: threading.Event | None = None
+    """Requests wait until it is set, as on a server that has not answered yet (up to `HELD_AT_MOST_S`)."""
     requests_seen: int = 0
     faults_sent: int = 0
     sorts_refused: int = 0
@@ -91,6 +95,8 @@ class FaultProxy:
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fault = proxy.faults.take_turn(self.command, self.path)
+                if proxy.faults.held is not None:
+                    proxy.faults.held.wait(HELD_AT_MOST_S)
                 if fault in ("status", "drop"):
                     self._send_fault(fault)
                     return

@@ -29,10 +29,10 @@ def run_main_job(workdir: Path, *args: str, env: dict[str, str] | None = None) -
     )  # fmt: skip
 
 
-def start_main_job(workdir: Path, *args: str) -> subprocess.Popen[str]:
+def start_main_job(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """The main job started as `run_main_job` runs it, its output read as it goes."""
     return subprocess.Popen(
-        [sys.executable, str(PIPELINE), *args], cwd=workdir, env=main_job_environment(workdir, None),
+        [sys.executable, str(PIPELINE), *args], cwd=workdir, env=main_job_environment(workdir, env),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
