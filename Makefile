@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVER_VENV := .venv-server
 GEOPARQUET_VENV := .venv-geoparquet
+AIRFLOW_VENV := .venv-airflow
 DATA ?= tests/data/stac
 PORT ?= 8081
 PYTEST_ARGS ?=
@@ -21,8 +22,8 @@ export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 run: $(VENV)/.installed-demo
 	$(PY) -m stack exec --server rustac -- $(PY) pipelines/terrabyte_pipeline.py --url {url}
 
-## test: install the test extras, PostgreSQL 15 + PostGIS, Chromium and the servers' virtualenvs, then run pytest
-test: $(VENV)/.installed-test $(SERVER_VENV)/.installed $(GEOPARQUET_VENV)/.installed
+## test: install the test extras, PostgreSQL 15 + PostGIS, Chromium, the servers' and Airflow's virtualenvs, then pytest
+test: $(VENV)/.installed-test $(SERVER_VENV)/.installed $(GEOPARQUET_VENV)/.installed $(AIRFLOW_VENV)/.installed
 	$(PY) -m stack require-postgres
 	$(PY) -m stack require-chromium
 	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
@@ -59,6 +60,12 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed-%: pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[$*]'
+	touch $@
+
+$(AIRFLOW_VENV)/.installed: stack/airflow-requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
+	$(AIRFLOW_VENV)/bin/python -m pip install -q -r stack/airflow-requirements.txt -e .
 	touch $@
 
 $(SERVER_VENV)/.installed: stack/server-requirements.txt

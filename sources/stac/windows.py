@@ -122,8 +122,8 @@ def plan_window(cursor: Cursor, settings: WindowSettings, not_before: datetime |
     `not_before` is where the parts that an interrupted run left to read end: the new window starts there at
     the earliest, so that the two never overlap.
     """
-    if settings.scheduler_interval is not None:
-        return Window(*settings.scheduler_interval, stateless=True)
+    if settings.scheduler_interval is not None:  # half-open, as a scheduler's intervals follow one another
+        return Window(*settings.scheduler_interval, stateless=True, end_excluded=True)
     if settings.until is not None:
         return Window(settings.since, settings.until, stateless=True)
     start = settings.since if cursor.value is None else latest(settings.since, cursor.value - settings.lag)
