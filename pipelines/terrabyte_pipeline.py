@@ -356,14 +356,15 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     settings = memory_settings()
     keep_less_freed_memory(settings)
-    pipeline = dlt.pipeline(
-        pipeline_name=args.pipeline_name or pipeline_name_of(args.destination),
-        destination=args.destination,
-        dataset_name=args.dataset,
-        progress=run_progress("none" if args.quiet else args.progress),
-    )
+    pipeline_name = args.pipeline_name or pipeline_name_of(args.destination)
     try:
-        with only_run(pipeline, run_lock_settings().run_lock_wait_s):
+        with only_run(pipeline_name, run_lock_settings().run_lock_wait_s):
+            pipeline = dlt.pipeline(
+                pipeline_name=pipeline_name,
+                destination=args.destination,
+                dataset_name=args.dataset,
+                progress=run_progress("none" if args.quiet else args.progress),
+            )
             return load(pipeline, args, settings)
     except RunInProgress as error:
         print(f"error: {error}", file=sys.stderr)

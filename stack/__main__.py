@@ -18,13 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from stack.catalog_folder import SAMPLE_DATA, CatalogFolder
 from stack.chromium import ensure_chromium_installed
 from stack.debian import PackagesMissing
 from stack.pgstac import PgstacServer
-from stack.postgres import PostgresCluster, PostgresMissing, ensure_postgres_installed
+from stack.postgres import PostgresCluster, ensure_postgres_installed
 from stack.processes import make_workdir, port_is_taken, stop_server_from_pidfile
 from stack.rustac import RustacServer
 
@@ -97,23 +98,14 @@ def exec_with_server(args: argparse.Namespace) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def require_postgres(_: argparse.Namespace) -> int:
+def require(what: str, needed_by: str, ensure: Callable[[], Path]) -> int:
+    """Installs `what` where it is missing and may be; says where it is, or why not."""
     try:
-        bindir = ensure_postgres_installed()
-    except PostgresMissing as missing:
-        print(f"The tests need PostgreSQL 15 with PostGIS 3: {missing}")
-        return 1
-    print(f"PostgreSQL with PostGIS: {bindir}")
-    return 0
-
-
-def require_chromium(_: argparse.Namespace) -> int:
-    try:
-        chromium = ensure_chromium_installed()
+        found = ensure()
     except PackagesMissing as missing:
-        print(f"The dashboard's test needs Chromium: {missing}")
+        print(f"{needed_by} need {what}: {missing}")
         return 1
-    print(f"Chromium: {chromium}")
+    print(f"{what}: {found}")
     return 0
 
 
@@ -137,8 +129,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     up_parser.set_defaults(run=up)
     down_parser.set_defaults(run=down)
     exec_parser.set_defaults(run=exec_with_server)
-    commands.choices["require-postgres"].set_defaults(run=require_postgres)
-    commands.choices["require-chromium"].set_defaults(run=require_chromium)
+    commands.choices["require-postgres"].set_defaults(
+        run=lambda _: require("PostgreSQL 15 with PostGIS 3", "The tests", ensure_postgres_installed)
+    )
+    commands.choices["require-chromium"].set_defaults(
+        run=lambda _: require("Chromium", "The dashboard's tests", ensure_chromium_installed)
+    )
     return parser.parse_args(argv)
 
 

@@ -18,5 +18,8 @@ def apt_install(packages: tuple[str, ...]) -> None:
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists() or not shutil.which("apt-get"):
         raise PackagesMissing(f"not installed here: on Debian, as root, apt-get install {' '.join(packages)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env)
+    try:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env)
+    except subprocess.CalledProcessError as failed:
+        raise PackagesMissing(f"`{' '.join(failed.cmd)}` failed with exit code {failed.returncode}") from None

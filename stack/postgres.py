@@ -31,7 +31,7 @@ SERVER_SETTINGS = {
 }
 
 
-class PostgresMissing(RuntimeError):
+class PostgresMissing(PackagesMissing):
     """PostgreSQL or PostGIS is not installed where the stack looks for it."""
 
 

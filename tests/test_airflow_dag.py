@@ -13,7 +13,7 @@ import dlt
 import pytest
 
 from stack import CatalogFolder, RustacServer
-from tests.stac_helpers import loaded_ids
+from tests.stac_helpers import loaded_ids, query
 from tests.test_main_pipeline import PROJECT_ROOT
 
 AIRFLOW_PYTHON = PROJECT_ROOT / ".venv-airflow" / "bin" / "python"
@@ -21,6 +21,10 @@ RUNNER = PROJECT_ROOT / "tests" / "airflow_dag_run.py"
 COLLECTIONS = ["naip", "joplin"]
 DAYS = ["2019-11-09", "2000-02-02"]
 """Two DAG runs' days (each its data interval, `@daily`): one with naip items, and the day of every joplin item."""
+GEOMETRY_TYPE = (
+    "SELECT {type_column} FROM information_schema.columns"
+    " WHERE table_schema = 'terrabyte_stac' AND table_name = 'items' AND column_name = 'geometry'"
+)
 
 
 def airflow_environment(workdir: Path, api_url: str, destination: dict[str, str]) -> dict[str, str]:
@@ -90,3 +94,6 @@ def test_each_dag_run_loads_the_items_of_its_data_interval_a_task_per_collection
             expected.setdefault(collection, set()).update(ids)
         assert loaded_ids(reader) == expected, f"after the DAG run of {day}"
     assert set(expected) == set(COLLECTIONS) and len(expected["joplin"]) == 30
+    type_column = "udt_name" if destination == "postgres" else "data_type"
+    geometry_type = query(reader, GEOMETRY_TYPE.format(type_column=type_column))
+    assert geometry_type == [("geometry",) if destination == "postgres" else ("JSON",)], "as the main job loads it"

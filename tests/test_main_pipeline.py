@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import dlt
+import pytest
 
 from stack import PgstacServer, RustacServer
 
@@ -19,6 +20,13 @@ PIPELINE = PROJECT_ROOT / "pipelines" / "terrabyte_pipeline.py"
 def main_job_environment(workdir: Path, env: dict[str, str] | None) -> dict[str, str]:
     """The project's `.dlt/config.toml` (or that of the project `env` names); the state in `workdir`."""
     return {**os.environ, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(workdir / "dlt"), **(env or {})}
+
+
+def destination_environment(destination: str, request: pytest.FixtureRequest) -> dict[str, str] | None:
+    """What a main-job process needs to load into `destination`: a database of the test cluster for Postgres."""
+    if destination != "postgres":
+        return None
+    return {"DESTINATION__POSTGRES__CREDENTIALS": request.getfixturevalue("postgres_database")}
 
 
 def run_main_job(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stack import CatalogFolder, RustacServer
-from tests.test_main_pipeline import PROJECT_ROOT, main_job_environment, run_main_job
+from tests.test_main_pipeline import PROJECT_ROOT, destination_environment, main_job_environment, run_main_job
 
 NOTEBOOK = PROJECT_ROOT / "pipelines" / "map_notebook.py"
 
@@ -56,11 +56,7 @@ def test_the_map_notebook_draws_the_footprints_and_the_items_over_time(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    env = (
-        {"DESTINATION__POSTGRES__CREDENTIALS": request.getfixturevalue("postgres_database")}
-        if destination == "postgres"
-        else None
-    )
+    env = destination_environment(destination, request)
     loaded = run_main_job(tmp_path, "--url", rustac_server.url, "--destination", destination, env=env)
     assert loaded.returncode == 0, loaded.stderr
 

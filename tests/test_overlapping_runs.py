@@ -4,6 +4,7 @@ first ends as if alone, and the tables hold every item once."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from stack import CatalogFolder, RustacServer
 from stack.fault_proxy import FaultProxy, Faults
-from tests.test_main_pipeline import run_main_job, start_main_job, summary_line
+from tests.test_main_pipeline import destination_environment, run_main_job, start_main_job, summary_line
 
 COLLECTIONS = "naip,joplin"
 FIRST_REQUEST_WITHIN_S = 120.0
@@ -26,6 +27,12 @@ def wait_for_first_request(faults: Faults) -> None:
         time.sleep(0.05)
 
 
+def first_line_of(process: subprocess.Popen[str], start: str) -> str:
+    """The first line of the process's stderr that begins with `start` ("" where it ends without one)."""
+    assert process.stderr is not None
+    return next((line for line in process.stderr if line.startswith(start)), "")
+
+
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"])
 def test_a_run_that_finds_another_in_progress_ends_without_loading_and_the_tables_end_exact(
     destination: str,
@@ -34,11 +41,7 @@ def test_a_run_that_finds_another_in_progress_ends_without_loading_and_the_table
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    env = (
-        {"DESTINATION__POSTGRES__CREDENTIALS": request.getfixturevalue("postgres_database")}
-        if destination == "postgres"
-        else None
-    )
+    env = destination_environment(destination, request)
     arguments = ("--collections", COLLECTIONS, "--destination", destination, "--progress", "none")
     faults = Faults(held=threading.Event())
     with FaultProxy(rustac_server.url, faults) as proxy:
@@ -80,8 +83,7 @@ def test_a_run_waits_for_the_run_in_progress_where_it_is_told_to(rustac_server: 
             second = start_main_job(
                 tmp_path, "--url", rustac_server.url, *arguments, env={"MAIN_JOB__RUN_LOCK_WAIT_S": "300"}
             )
-            assert second.stderr is not None
-            waiting = second.stderr.readline()
+            waiting = first_line_of(second, "Waiting")
         finally:
             faults.held.set()
             first.communicate(timeout=300)

@@ -145,7 +145,7 @@ class Reading:
         self.loaded_by_key: Counter[str] = Counter()
         """Items handed out so far, by key."""
         self.last_keys: list[str] = []
-        """The keys of the last page's items."""
+        """The keys of the last page's items (of a bundle's page, those it holds items of)."""
         self.packages = 0
         """Load packages handed out so far."""
         self.read_for_package = PagesRead()
@@ -174,8 +174,9 @@ class Reading:
             self.read_for_package.pages += 1
             self.read_for_package.items += len(page.entries)
             admitted, rejected = [], []
-            self.last_keys = [read.key for read in stream]
-            for read, entries in _entries_of_each(stream, page, rejected):
+            of_each = _entries_of_each(stream, page, rejected)
+            self.last_keys = [read.key for read, entries in of_each if entries]
+            for read, entries in of_each:
                 read_page = replace(page, entries=entries)
                 kept, malformed = page_rows(read_page, read.admits, read.cursor_field, read.collection)
                 kept = self._within_max_items(kept)
