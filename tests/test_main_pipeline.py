@@ -196,7 +196,7 @@ def test_runs_into_duckdb_and_into_postgres_keep_their_own_pipelines(
     assert summary_line(postgres_run) == "Rows loaded this run: collections 1, items 30 (1 load package)"
     assert summary_line(again) == "Rows loaded this run: no rows (0 load packages)", "its own state, untouched"
     pipelines = tmp_path / "dlt" / "pipelines"
-    assert sorted(path.name for path in pipelines.iterdir()) == ["terrabyte", "terrabyte_postgres"]
+    assert sorted(path.name for path in pipelines.iterdir() if path.is_dir()) == ["terrabyte", "terrabyte_postgres"]
     assert dlt.attach("terrabyte_postgres", pipelines_dir=str(pipelines)).destination.destination_name == "postgres"
 
 
