@@ -1,6 +1,7 @@
 """The Airflow DAG (pipelines/dags/terrabyte_stac.py) run for real with `dag.test()` in Airflow's own virtualenv,
 against a local STAC API: a task and a pipeline per collection, and each DAG run loads exactly the items acquired
-in its data interval, into DuckDB and into Postgres."""
+in its data interval, into DuckDB and into Postgres (its credentials in Airflow's `dlt_secrets_toml` Variable,
+which dlt reads itself: none in the DAG file or the task's environment)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,11 @@ def test_each_dag_run_loads_the_items_of_its_data_interval_a_task_per_collection
     request: pytest.FixtureRequest,
 ) -> None:
     assert AIRFLOW_PYTHON.exists(), "Airflow's virtualenv: `make test` builds it (.venv-airflow)"
-    if destination == "postgres":
+    secrets_variable = ""
+    if destination == "postgres":  # its credentials from an Airflow Variable, which dlt reads on its own
         credentials = request.getfixturevalue("postgres_database")
-        settings = {"AIRFLOW_DAG__DESTINATION": "postgres", "DESTINATION__POSTGRES__CREDENTIALS": credentials}
+        settings = {"AIRFLOW_DAG__DESTINATION": "postgres"}
+        secrets_variable = f'[destination.postgres]\ncredentials = "{credentials}"\n'
         reader = dlt.pipeline("airflow_check", destination=dlt.destinations.postgres(credentials),
                               dataset_name="terrabyte_stac", pipelines_dir=str(tmp_path / "check"))  # fmt: skip
     else:
@@ -77,6 +80,10 @@ def test_each_dag_run_loads_the_items_of_its_data_interval_a_task_per_collection
     migrated = subprocess.run([str(AIRFLOW_PYTHON.parent / "airflow"), "db", "migrate"], env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
     assert migrated.returncode == 0, migrated.stderr
+    if secrets_variable:
+        command = [str(AIRFLOW_PYTHON.parent / "airflow"), "variables", "set", "dlt_secrets_toml", secrets_variable]
+        stored = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert stored.returncode == 0, stored.stderr
 
     expected: dict[str, set[str]] = {}
     for day in DAYS:
