@@ -180,6 +180,7 @@ class Reading:
                 read_page = replace(page, entries=entries)
                 kept, malformed = page_rows(read_page, read.admits, read.cursor_field, read.collection)
                 kept = self._within_max_items(kept)
+                self.loaded_by_key[read.key] += len(kept)
                 for row, value in kept:
                     self._record(read, row, value)
                 admitted += kept
@@ -214,7 +215,6 @@ class Reading:
         return ", ".join(notes) + (f" and {more} more" if more > 0 else "")
 
     def _record(self, read: PartRead, row: dict[str, Any], value: datetime) -> None:
-        self.loaded_by_key[read.key] += 1
         if self.backfill is None and read.moves_cursor:
             self.cursors[read.key].advance(value, row["id"])
         if self.late is not None:
@@ -398,38 +398,21 @@ def items_reading(
         for collection, late_read in late_reads.items()
     ]
     reading = Reading(api, reads, cursors, fields, backfill, concurrency, shape=shape, bundles=bundle_reads, late=late)
-    reading.expected_items = _expected_items(resumed, list(cuts.values()), bundles, counted)
-    reading.expected_by_key = _expected_by_key(resumed, cuts, bundles, counted)
+    matched = _matched_by_key(cuts, bundles, counted)
+    known = {key: count for key, count in matched.items() if count is not None and not resumed.get(key)}
+    reading.expected_by_key = known
+    if len(known) == len(matched) and not any(resumed.values()):  # no parts an interrupted run left are read
+        reading.expected_items = sum(known.values())
     return reading
 
 
-def _expected_items(
-    resumed: dict[str, list[Part]],
-    cuts: list[CutWindow],
-    bundles: list[list[PlannedWindow]],
-    counted: dict[str, int | None],
-) -> int | None:
-    """How many items the reading's windows hold, as the API said or the many-collection search counted them
-    (late arrivals aside); None where that is not known of each, or parts that an interrupted run left are read."""
-    if any(resumed.values()):
-        return None
-    matched = [cut.matched for cut in cuts] + [
-        counted.get(collection) for bundle in bundles for collection, _, _ in bundle
-    ]
-    return None if None in matched else sum(count for count in matched if count is not None)
-
-
-def _expected_by_key(
-    resumed: dict[str, list[Part]],
-    cuts: dict[str, CutWindow],
-    bundles: list[list[PlannedWindow]],
-    counted: dict[str, int | None],
-) -> dict[str, int]:
-    """How many items each collection's new window holds, where that is known and no parts an interrupted run
-    left are read besides."""
+def _matched_by_key(
+    cuts: dict[str, CutWindow], bundles: list[list[PlannedWindow]], counted: dict[str, int | None]
+) -> dict[str, int | None]:
+    """How many items each collection's new window holds, as the API said or the many-collection search counted
+    them (late arrivals aside); None where that is not known."""
     matched = {collection: cut.matched for collection, cut in cuts.items()}
-    matched |= {collection: counted.get(collection) for bundle in bundles for collection, _, _ in bundle}
-    return {key: count for key, count in matched.items() if count is not None and not resumed.get(key)}
+    return matched | {collection: counted.get(collection) for bundle in bundles for collection, _, _ in bundle}
 
 
 def _part_search(api: StacApi, collection: str, field: CursorField, part: Part, page_size: int) -> ItemSearch:
