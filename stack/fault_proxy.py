@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import requests
 
@@ -19,6 +20,8 @@ from stack.local_http import LocalHttpServer, QuietJsonHandler
 HOP_HEADERS = {"connection", "content-length", "transfer-encoding", "content-encoding", "keep-alive"}
 HELD_AT_MOST_S = 900.0
 """How long a held request waits at most, so that a test that never lets go of it still ends."""
+GATHERED_AT_MOST_S = 300.0
+"""How long a request of `Faults.gathered` waits at most for the others."""
 
 FaultKind = Literal["status", "drop", "cut", "short"]
 """`status`: answer `Faults.status`. `drop`: close the connection without an answer. `cut`: send the upstream
@@ -48,6 +51,14 @@ class Faults:
     stac-fastapi-geoparquet 0.0.7 answers to `properties.datetime` (it sorts on `datetime`)."""
     held: threading.Event | None = None
     """Requests wait until it is set, as on a server that has not answered yet (up to `HELD_AT_MOST_S`)."""
+    gathered: tuple[tuple[str, ...], ...] = ()
+    """Clients that must read at once: a request that carries every string of one of these groups (in its URL
+    or body) waits until a request of each group waits, then they all go on and none waits again (each up to
+    `GATHERED_AT_MOST_S`, after which it goes on alone)."""
+    gathered_at_once: bool = False
+    """Whether a request of every group of `gathered` was waiting at one moment."""
+    waiting: Counter[int] = field(default_factory=Counter)
+    gathering: threading.Condition = field(default_factory=threading.Condition)
     requests_seen: int = 0
     faults_sent: int = 0
     sorts_refused: int = 0
@@ -66,6 +77,19 @@ class Faults:
                 return None
             self.faults_sent += 1
             return self.kinds[(self.faults_sent - 1) % len(self.kinds)]
+
+    def wait_for_the_others(self, request: str) -> None:
+        """Where `request` (its URL and body) belongs to a group of `gathered`, waits for a request of each."""
+        group = next((index for index, strings in enumerate(self.gathered) if all(s in request for s in strings)), None)
+        if group is None:
+            return
+        with self.gathering:
+            self.waiting[group] += 1
+            if len(+self.waiting) == len(self.gathered):
+                self.gathered_at_once = True
+                self.gathering.notify_all()
+            self.gathering.wait_for(lambda: self.gathered_at_once, GATHERED_AT_MOST_S)
+            self.waiting[group] -= 1
 
 
 class FaultProxy:
@@ -97,6 +121,8 @@ class FaultProxy:
                 fault = proxy.faults.take_turn(self.command, self.path)
                 if proxy.faults.held is not None:
                     proxy.faults.held.wait(HELD_AT_MOST_S)
+                if proxy.faults.gathered and not proxy.faults.gathered_at_once:
+                    proxy.faults.wait_for_the_others(unquote_plus(self.path) + body.decode(errors="replace"))
                 if fault in ("status", "drop"):
                     self._send_fault(fault)
                     return

@@ -1,23 +1,31 @@
-"""The Airflow DAG (pipelines/dags/terrabyte_stac.py) run for real with `dag.test()` in Airflow's own virtualenv,
-against a local STAC API: a task and a pipeline per collection, and each DAG run loads exactly the items acquired
-in its data interval, into DuckDB and into Postgres (its credentials in Airflow's `dlt_secrets_toml` Variable,
-which dlt reads itself: none in the DAG file or the task's environment)."""
+"""The Airflow DAGs (pipelines/dags/terrabyte_stac.py) run for real in Airflow's own virtualenv, against a local
+STAC API. The scheduled DAG with `dag.test()`: a task and a pipeline per collection, and each DAG run loads exactly
+the items acquired in its data interval, into DuckDB and into Postgres (its credentials in Airflow's
+`dlt_secrets_toml` Variable, which dlt reads itself: none in the DAG file or the task's environment). The backfill
+DAG by Airflow's scheduler and LocalExecutor (its database in Postgres, as LocalExecutor needs): time chunks that
+read at once, in parallel tasks, and load every item once."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dlt
+import psycopg2
 import pytest
 
-from stack import CatalogFolder, RustacServer
+from stack import CatalogFolder, PgstacServer, RustacServer
+from stack.fault_proxy import FaultProxy, Faults
 from tests.stac_helpers import loaded_ids, query
 from tests.test_main_pipeline import PROJECT_ROOT
 
 AIRFLOW_PYTHON = PROJECT_ROOT / ".venv-airflow" / "bin" / "python"
+AIRFLOW = AIRFLOW_PYTHON.parent / "airflow"
 RUNNER = PROJECT_ROOT / "tests" / "airflow_dag_run.py"
 COLLECTIONS = ["naip", "joplin"]
 DAYS = ["2019-11-09", "2000-02-02"]
@@ -39,6 +47,12 @@ def airflow_environment(workdir: Path, api_url: str, destination: dict[str, str]
         "SOURCES__STAC__COLLECTIONS": json.dumps(COLLECTIONS),
         **destination,
     }
+
+
+def airflow(env: dict[str, str], *arguments: str) -> None:
+    """Runs an `airflow` command, which must succeed."""
+    done = subprocess.run([str(AIRFLOW), *arguments], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"airflow {' '.join(arguments[:2])}: {done.stderr[-3000:]}"
 
 
 def acquired_within(catalog: CatalogFolder, start: datetime, end: datetime) -> dict[str, set[str]]:
@@ -77,18 +91,14 @@ def test_each_dag_run_loads_the_items_of_its_data_interval_a_task_per_collection
         reader = dlt.pipeline("airflow_check", destination=dlt.destinations.duckdb(database),
                               dataset_name="terrabyte_stac", pipelines_dir=str(tmp_path / "check"))  # fmt: skip
     env = airflow_environment(tmp_path, rustac_server.url, settings)
-    migrated = subprocess.run([str(AIRFLOW_PYTHON.parent / "airflow"), "db", "migrate"], env=env,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert migrated.returncode == 0, migrated.stderr
+    airflow(env, "db", "migrate")
     if secrets_variable:
-        command = [str(AIRFLOW_PYTHON.parent / "airflow"), "variables", "set", "dlt_secrets_toml", secrets_variable]
-        stored = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        assert stored.returncode == 0, stored.stderr
+        airflow(env, "variables", "set", "dlt_secrets_toml", secrets_variable)
 
     expected: dict[str, set[str]] = {}
     for day in DAYS:
         logical_date = datetime.fromisoformat(f"{day}T00:00:00+00:00") + timedelta(days=1)  # its interval ends then
-        command = [str(AIRFLOW_PYTHON), str(RUNNER), logical_date.isoformat()]
+        command = [str(AIRFLOW_PYTHON), str(RUNNER), "terrabyte_stac", logical_date.isoformat()]
         run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stdout + run.stderr[-3000:]
         interval, *tasks = [
@@ -104,3 +114,138 @@ def test_each_dag_run_loads_the_items_of_its_data_interval_a_task_per_collection
     type_column = "udt_name" if destination == "postgres" else "data_type"
     geometry_type = query(reader, GEOMETRY_TYPE.format(type_column=type_column))
     assert geometry_type == [("geometry",) if destination == "postgres" else ("JSON",)], "as the main job loads it"
+
+
+BACKFILL = ("2000-01-01T00:00:00Z", "2025-01-01T00:00:00Z", 4)
+"""The backfill's range, which holds every item of the sample, and its chunks."""
+RUN_ENDS_WITHIN_S = 600.0
+
+
+def later_chunks(start: str, end: str, count: int) -> list[tuple[str, str]]:
+    """The chunks after the first, as the DAG cuts them (equal, to the second) and as the searches write them."""
+    first, last = (datetime.fromisoformat(value) for value in (start, end))
+    step = timedelta(seconds=(last - first).total_seconds() // count)
+    cuts = [first + step * index for index in range(count)] + [last]
+    written = [cut.isoformat().replace("+00:00", "Z") for cut in cuts]
+    return list(zip(written[1:-1], written[2:], strict=True))
+
+
+def dag_run_state(metadata_database: str, dag_id: str) -> str | None:
+    with psycopg2.connect(metadata_database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT state FROM dag_run WHERE dag_id = %s", (dag_id,))
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def task_states(metadata_database: str, dag_id: str) -> list[tuple[str, int, str]]:
+    with psycopg2.connect(metadata_database) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = %s ORDER BY task_id, map_index",
+            (dag_id,),
+        )
+        return list(cursor.fetchall())
+
+
+def run_by_the_scheduler(env: dict[str, str], metadata_database: str, dag_id: str, log: Path) -> str | None:
+    """Airflow's scheduler (LocalExecutor) runs the DAG run triggered before; stopped, with its workers, once the
+    run has ended (or `RUN_ENDS_WITHIN_S` has passed). The run's state."""
+    with log.open("w") as output:
+        scheduler = subprocess.Popen([str(AIRFLOW), "scheduler"], env=env, stdout=output, stderr=subprocess.STDOUT,
+                                     start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + RUN_ENDS_WITHIN_S
+        while (state := dag_run_state(metadata_database, dag_id)) not in ("success", "failed"):
+            if time.monotonic() > deadline or scheduler.poll() is not None:
+                break
+            time.sleep(1)
+        return state
+    finally:
+        os.killpg(scheduler.pid, signal.SIGTERM)
+        try:
+            scheduler.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(scheduler.pid, signal.SIGKILL)
+            scheduler.wait()
+
+
+def test_a_backfill_loads_its_time_chunks_in_parallel_tasks_every_item_once(
+    rustac_server: RustacServer,
+    pgstac_server: PgstacServer,
+    sample_catalog: CatalogFolder,
+    postgres_database: str,
+    tmp_path: Path,
+) -> None:
+    """The first chunk alone, then the other three at once: the proxy holds their first requests until a request
+    of each has come (they read together), and the table ends with every item of the sample once."""
+    assert AIRFLOW_PYTHON.exists(), "Airflow's virtualenv: `make test` builds it (.venv-airflow)"
+    pgstac_server.cluster.create_database("airflow_backfill")
+    metadata_database = pgstac_server.cluster.url("airflow_backfill")
+    start, end, count = BACKFILL
+    faults = Faults(gathered=tuple(later_chunks(start, end, count)))
+    served = {collection: ids for collection, ids in sample_catalog.item_ids_by_collection().items() if ids}
+    with FaultProxy(rustac_server.url, faults) as proxy:
+        env = airflow_environment(tmp_path, proxy.url, {
+            "SOURCES__STAC__COLLECTIONS": json.dumps(sorted(served)),
+            "AIRFLOW_DAG__DESTINATION": "postgres",
+            "DESTINATION__POSTGRES__CREDENTIALS": postgres_database,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_database.replace("postgresql:", "postgresql+psycopg2:", 1),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        })  # fmt: skip
+        airflow(env, "db", "migrate")
+        airflow(env, "dags", "reserialize")
+        airflow(env, "dags", "unpause", "terrabyte_stac_backfill")  # the scheduled DAG stays paused
+        airflow(env, "dags", "trigger", "terrabyte_stac_backfill", "--conf",
+                json.dumps({"start": start, "end": end, "chunks": count}))  # fmt: skip
+        state = run_by_the_scheduler(env, metadata_database, "terrabyte_stac_backfill", tmp_path / "scheduler.log")
+
+    tasks = task_states(metadata_database, "terrabyte_stac_backfill")
+    assert state == "success", f"{tasks}\n{(tmp_path / 'scheduler.log').read_text()[-3000:]}"
+    group = "terrabyte_backfill"
+    assert tasks == [(f"{group}.chunk", index, "success") for index in range(count - 1)] + [
+        (f"{group}.first_chunk", -1, "success"),
+        (f"{group}.indexes", -1, "success"),
+        (f"{group}.later_chunks", -1, "success"),
+    ]
+    assert faults.gathered_at_once, "the later chunks' tasks did not read at once"
+    reader = dlt.pipeline("airflow_check", destination=dlt.destinations.postgres(postgres_database),
+                          dataset_name="terrabyte_stac", pipelines_dir=str(tmp_path / "check"))  # fmt: skip
+    assert loaded_ids(reader) == served
+    items = sum(len(ids) for ids in served.values())
+    assert query(reader, "SELECT count(*), count(DISTINCT (collection, id)) FROM {items}") == [(items, items)]
+    schemas = query(reader, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'terrabyte_stac%' ORDER BY 1")
+    assert schemas == [("terrabyte_stac",)], "the chunks' staging datasets are gone"
+    assert query(reader, "SELECT indexname FROM pg_indexes WHERE indexname = 'items__geometry_gist'") == [
+        ("items__geometry_gist",)
+    ]
+
+
+def test_a_backfill_into_duckdb_loads_its_chunks_one_after_another(
+    rustac_server: RustacServer, sample_catalog: CatalogFolder, tmp_path: Path
+) -> None:
+    """Into DuckDB (one writer, so the DAG runs the chunks one at a time on any executor, as `dag.test()` does),
+    each chunk through its own staging dataset: every item of the range once, and no staging dataset left."""
+    database = str(tmp_path / "stac.duckdb")
+    env = airflow_environment(tmp_path, rustac_server.url, {
+        "AIRFLOW_DAG__DESTINATION": "duckdb", "DESTINATION__DUCKDB__CREDENTIALS": database
+    })  # fmt: skip
+    airflow(env, "db", "migrate")
+    start, end, count = "2000-01-01T00:00:00Z", "2020-01-01T00:00:00Z", 3
+    params = json.dumps({"start": start, "end": end, "chunks": count})
+    run = subprocess.run([str(AIRFLOW_PYTHON), str(RUNNER), "terrabyte_stac_backfill", "2026-12-06T00:00:00+00:00",
+                          params], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    tasks = [line.removeprefix("dag_run: ") for line in run.stdout.splitlines() if line.startswith("dag_run: ")][1:]
+    assert tasks == [f"terrabyte_backfill.chunk[{index}] success" for index in range(count - 1)] + [
+        "terrabyte_backfill.first_chunk success",
+        "terrabyte_backfill.indexes success",
+        "terrabyte_backfill.later_chunks success",
+    ]
+    reader = dlt.pipeline("airflow_check", destination=dlt.destinations.duckdb(database),
+                          dataset_name="terrabyte_stac", pipelines_dir=str(tmp_path / "check"))  # fmt: skip
+    expected = acquired_within(sample_catalog, *(datetime.fromisoformat(value) for value in (start, end)))
+    assert loaded_ids(reader) == expected and set(expected) == set(COLLECTIONS)
+    items = sum(len(ids) for ids in expected.values())
+    assert query(reader, "SELECT count(*), count(DISTINCT (collection, id)) FROM {items}") == [(items, items)]
+    schemas = query(reader, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'terrabyte%'")
+    assert schemas == [("terrabyte_stac",)], "the chunks' staging datasets are gone"
