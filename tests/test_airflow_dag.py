@@ -8,24 +8,20 @@ read at once, in parallel tasks, and load every item once."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import dlt
-import psycopg2
 import pytest
 
 from stack import CatalogFolder, PgstacServer, RustacServer
+from stack.airflow import AIRFLOW_VENV, PROJECT_ROOT, LocalAirflow
 from stack.fault_proxy import FaultProxy, Faults
 from tests.stac_helpers import loaded_ids, query
-from tests.test_main_pipeline import PROJECT_ROOT
 
-AIRFLOW_PYTHON = PROJECT_ROOT / ".venv-airflow" / "bin" / "python"
-AIRFLOW = AIRFLOW_PYTHON.parent / "airflow"
+AIRFLOW_PYTHON = AIRFLOW_VENV / "bin" / "python"
 RUNNER = PROJECT_ROOT / "tests" / "airflow_dag_run.py"
 COLLECTIONS = ["naip", "joplin"]
 DAYS = ["2019-11-09", "2000-02-02"]
@@ -36,23 +32,23 @@ GEOMETRY_TYPE = (
 )
 
 
-def airflow_environment(workdir: Path, api_url: str, destination: dict[str, str]) -> dict[str, str]:
-    return {
-        "PATH": f"{AIRFLOW_PYTHON.parent}:/usr/bin:/bin",
-        "HOME": str(workdir),
-        "AIRFLOW_HOME": str(workdir / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "pipelines" / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "SOURCES__STAC__URL": api_url,
-        "SOURCES__STAC__COLLECTIONS": json.dumps(COLLECTIONS),
-        **destination,
-    }
+def local_airflow(
+    workdir: Path, api_url: str, settings: dict[str, str], metadata_database: str | None = None
+) -> LocalAirflow:
+    """Airflow in `workdir`, its DAGs reading `COLLECTIONS` of the API at `api_url`."""
+    assert AIRFLOW_PYTHON.exists(), "Airflow's virtualenv: `make test` builds it (.venv-airflow)"
+    api = {"SOURCES__STAC__URL": api_url, "SOURCES__STAC__COLLECTIONS": json.dumps(COLLECTIONS)}
+    return LocalAirflow(workdir, api | settings, metadata_database)
 
 
-def airflow(env: dict[str, str], *arguments: str) -> None:
-    """Runs an `airflow` command, which must succeed."""
-    done = subprocess.run([str(AIRFLOW), *arguments], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"airflow {' '.join(arguments[:2])}: {done.stderr[-3000:]}"
+def dag_test(
+    airflow: LocalAirflow, dag_id: str, logical_date: datetime, params: dict[str, Any] | None = None
+) -> list[str]:
+    """A DAG run by `dag.test()`: its data interval, then each task and its state."""
+    command = [str(AIRFLOW_PYTHON), str(RUNNER), dag_id, logical_date.isoformat(), json.dumps(params or {})]
+    run = subprocess.run(command, env=airflow.env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    return [line.removeprefix("dag_run: ") for line in run.stdout.splitlines() if line.startswith("dag_run: ")]
 
 
 def acquired_within(catalog: CatalogFolder, start: datetime, end: datetime) -> dict[str, set[str]]:
@@ -77,7 +73,6 @@ def test_each_dag_run_loads_the_items_of_its_data_interval_a_task_per_collection
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    assert AIRFLOW_PYTHON.exists(), "Airflow's virtualenv: `make test` builds it (.venv-airflow)"
     secrets_variable = ""
     if destination == "postgres":  # its credentials from an Airflow Variable, which dlt reads on its own
         credentials = request.getfixturevalue("postgres_database")
@@ -90,20 +85,15 @@ def test_each_dag_run_loads_the_items_of_its_data_interval_a_task_per_collection
         settings = {"AIRFLOW_DAG__DESTINATION": "duckdb", "DESTINATION__DUCKDB__CREDENTIALS": database}
         reader = dlt.pipeline("airflow_check", destination=dlt.destinations.duckdb(database),
                               dataset_name="terrabyte_stac", pipelines_dir=str(tmp_path / "check"))  # fmt: skip
-    env = airflow_environment(tmp_path, rustac_server.url, settings)
-    airflow(env, "db", "migrate")
+    airflow = local_airflow(tmp_path, rustac_server.url, settings)
+    airflow.run("db", "migrate")
     if secrets_variable:
-        airflow(env, "variables", "set", "dlt_secrets_toml", secrets_variable)
+        airflow.run("variables", "set", "dlt_secrets_toml", secrets_variable)
 
     expected: dict[str, set[str]] = {}
     for day in DAYS:
         logical_date = datetime.fromisoformat(f"{day}T00:00:00+00:00") + timedelta(days=1)  # its interval ends then
-        command = [str(AIRFLOW_PYTHON), str(RUNNER), "terrabyte_stac", logical_date.isoformat()]
-        run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stdout + run.stderr[-3000:]
-        interval, *tasks = [
-            line.removeprefix("dag_run: ") for line in run.stdout.splitlines() if line.startswith("dag_run: ")
-        ]
+        interval, *tasks = dag_test(airflow, "terrabyte_stac", logical_date)
         assert tasks == [f"terrabyte.terrabyte_{name} success" for name in sorted(COLLECTIONS)]
         start, end = (datetime.fromisoformat(value) for value in interval.split()[1:])
         assert end - start == timedelta(days=1) and start <= datetime.fromisoformat(f"{day}T12:00:00+00:00") < end
@@ -130,44 +120,6 @@ def later_chunks(start: str, end: str, count: int) -> list[tuple[str, str]]:
     return list(zip(written[1:-1], written[2:], strict=True))
 
 
-def dag_run_state(metadata_database: str, dag_id: str) -> str | None:
-    with psycopg2.connect(metadata_database) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT state FROM dag_run WHERE dag_id = %s", (dag_id,))
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def task_states(metadata_database: str, dag_id: str) -> list[tuple[str, int, str]]:
-    with psycopg2.connect(metadata_database) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT task_id, map_index, state FROM task_instance WHERE dag_id = %s ORDER BY task_id, map_index",
-            (dag_id,),
-        )
-        return list(cursor.fetchall())
-
-
-def run_by_the_scheduler(env: dict[str, str], metadata_database: str, dag_id: str, log: Path) -> str | None:
-    """Airflow's scheduler (LocalExecutor) runs the DAG run triggered before; stopped, with its workers, once the
-    run has ended (or `RUN_ENDS_WITHIN_S` has passed). The run's state."""
-    with log.open("w") as output:
-        scheduler = subprocess.Popen([str(AIRFLOW), "scheduler"], env=env, stdout=output, stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + RUN_ENDS_WITHIN_S
-        while (state := dag_run_state(metadata_database, dag_id)) not in ("success", "failed"):
-            if time.monotonic() > deadline or scheduler.poll() is not None:
-                break
-            time.sleep(1)
-        return state
-    finally:
-        os.killpg(scheduler.pid, signal.SIGTERM)
-        try:
-            scheduler.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(scheduler.pid, signal.SIGKILL)
-            scheduler.wait()
-
-
 def test_a_backfill_loads_its_time_chunks_in_parallel_tasks_every_item_once(
     rustac_server: RustacServer,
     pgstac_server: PgstacServer,
@@ -175,34 +127,26 @@ def test_a_backfill_loads_its_time_chunks_in_parallel_tasks_every_item_once(
     postgres_database: str,
     tmp_path: Path,
 ) -> None:
-    """The first chunk alone, then the other three at once: the proxy holds their first requests until a request
-    of each has come (they read together), and the table ends with every item of the sample once."""
-    assert AIRFLOW_PYTHON.exists(), "Airflow's virtualenv: `make test` builds it (.venv-airflow)"
+    """Airflow's scheduler with LocalExecutor runs the first chunk alone, then the other three at once: the proxy
+    holds their first requests until a request of each has come (they read together), and the table ends with
+    every item of the sample once."""
     pgstac_server.cluster.create_database("airflow_backfill")
-    metadata_database = pgstac_server.cluster.url("airflow_backfill")
     start, end, count = BACKFILL
     faults = Faults(gathered=tuple(later_chunks(start, end, count)))
     served = {collection: ids for collection, ids in sample_catalog.item_ids_by_collection().items() if ids}
     with FaultProxy(rustac_server.url, faults) as proxy:
-        env = airflow_environment(tmp_path, proxy.url, {
+        settings = {
             "SOURCES__STAC__COLLECTIONS": json.dumps(sorted(served)),
             "AIRFLOW_DAG__DESTINATION": "postgres",
             "DESTINATION__POSTGRES__CREDENTIALS": postgres_database,
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_database.replace("postgresql:", "postgresql+psycopg2:", 1),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        })  # fmt: skip
-        airflow(env, "db", "migrate")
-        airflow(env, "dags", "reserialize")
-        airflow(env, "dags", "unpause", "terrabyte_stac_backfill")  # the scheduled DAG stays paused
-        airflow(env, "dags", "trigger", "terrabyte_stac_backfill", "--conf",
-                json.dumps({"start": start, "end": end, "chunks": count}))  # fmt: skip
-        state = run_by_the_scheduler(env, metadata_database, "terrabyte_stac_backfill", tmp_path / "scheduler.log")
+        }
+        airflow = local_airflow(tmp_path, proxy.url, settings, pgstac_server.cluster.url("airflow_backfill"))
+        airflow.prepared().triggered("terrabyte_stac_backfill", {"start": start, "end": end, "chunks": count})
+        run = airflow.scheduled_to_the_end("terrabyte_stac_backfill", RUN_ENDS_WITHIN_S)
 
-    tasks = task_states(metadata_database, "terrabyte_stac_backfill")
-    assert state == "success", f"{tasks}\n{(tmp_path / 'scheduler.log').read_text()[-3000:]}"
+    assert run.state == "success", f"{run}\n{airflow.log.read_text()[-3000:]}"
     group = "terrabyte_backfill"
-    assert tasks == [(f"{group}.chunk", index, "success") for index in range(count - 1)] + [
+    assert run.task_states == [(f"{group}.chunk", index, "success") for index in range(count - 1)] + [
         (f"{group}.first_chunk", -1, "success"),
         (f"{group}.indexes", -1, "success"),
         (f"{group}.later_chunks", -1, "success"),
@@ -226,16 +170,12 @@ def test_a_backfill_into_duckdb_loads_its_chunks_one_after_another(
     """Into DuckDB (one writer, so the DAG runs the chunks one at a time on any executor, as `dag.test()` does),
     each chunk through its own staging dataset: every item of the range once, and no staging dataset left."""
     database = str(tmp_path / "stac.duckdb")
-    env = airflow_environment(tmp_path, rustac_server.url, {
-        "AIRFLOW_DAG__DESTINATION": "duckdb", "DESTINATION__DUCKDB__CREDENTIALS": database
-    })  # fmt: skip
-    airflow(env, "db", "migrate")
+    settings = {"AIRFLOW_DAG__DESTINATION": "duckdb", "DESTINATION__DUCKDB__CREDENTIALS": database}
+    airflow = local_airflow(tmp_path, rustac_server.url, settings)
+    airflow.run("db", "migrate")
     start, end, count = "2000-01-01T00:00:00Z", "2020-01-01T00:00:00Z", 3
-    params = json.dumps({"start": start, "end": end, "chunks": count})
-    run = subprocess.run([str(AIRFLOW_PYTHON), str(RUNNER), "terrabyte_stac_backfill", "2026-12-06T00:00:00+00:00",
-                          params], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
-    tasks = [line.removeprefix("dag_run: ") for line in run.stdout.splitlines() if line.startswith("dag_run: ")][1:]
+    params = {"start": start, "end": end, "chunks": count}
+    _, *tasks = dag_test(airflow, "terrabyte_stac_backfill", datetime(2026, 12, 6, tzinfo=timezone.utc), params)
     assert tasks == [f"terrabyte_backfill.chunk[{index}] success" for index in range(count - 1)] + [
         "terrabyte_backfill.first_chunk success",
         "terrabyte_backfill.indexes success",
