@@ -13,10 +13,11 @@ MAP_ARGS ?=
 TEST_WORKERS ?= auto
 ITEMS ?= 10000
 RUNS ?= 3
+CHUNKS ?= 4
 # The main job's dlt state lives in the project, so that each clone has its own.
 export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 
-.PHONY: run test stack-up stack-down dashboard map bench clean
+.PHONY: run test stack-up stack-down dashboard map bench bench-scale-out clean
 
 ## run: serve the sample data with the light local server and run the main pipeline into DuckDB
 run: $(VENV)/.installed-demo
@@ -51,6 +52,11 @@ map: $(VENV)/.installed-map
 bench: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
 	$(PY) -m stack require-postgres >&2
 	$(PY) -m bench --items $(ITEMS) --runs $(RUNS)
+
+## bench-scale-out: a backfill of $(ITEMS) items in $(CHUNKS) parallel Airflow tasks against one process (bench/scale_out.py)
+bench-scale-out: $(VENV)/.installed-demo $(SERVER_VENV)/.installed $(AIRFLOW_VENV)/.installed
+	$(PY) -m stack require-postgres >&2
+	$(PY) -m bench.scale_out --items $(ITEMS) --chunks $(CHUNKS)
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \

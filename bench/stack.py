@@ -135,19 +135,19 @@ def matched_items(url: str, collections: list[str]) -> int:
         return int(json.load(response)["numberMatched"])
 
 
-def fresh_destination(cluster: PostgresCluster) -> str:
-    """An empty database in the stack's cluster for the Postgres destination, as a postgresql:// URL."""
-    drop_destination(cluster)
-    cluster.create_database(DESTINATION_DATABASE)
-    return cluster.url(DESTINATION_DATABASE)
+def fresh_destination(cluster: PostgresCluster, name: str = DESTINATION_DATABASE) -> str:
+    """An empty database in the stack's cluster (by default for the Postgres destination), as a postgresql:// URL."""
+    drop_destination(cluster, name)
+    cluster.create_database(name)
+    return cluster.url(name)
 
 
-def drop_destination(cluster: PostgresCluster) -> None:
+def drop_destination(cluster: PostgresCluster, name: str = DESTINATION_DATABASE) -> None:
     connection = psycopg2.connect(cluster.url("postgres"))
     connection.autocommit = True  # DROP DATABASE cannot run in a transaction
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {DESTINATION_DATABASE} WITH (FORCE)")
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         connection.close()
 

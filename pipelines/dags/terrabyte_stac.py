@@ -22,6 +22,8 @@ Variable `dlt_secrets_toml`.
 
 from __future__ import annotations
 
+import logging
+import resource
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -36,7 +38,7 @@ from dlt.extract.incremental.context import TimeIntervalContext
 from dlt.helpers.airflow_helper import PipelineTasksGroup
 
 from dlt_stac import stac
-from dlt_stac.runs import run_in_packages
+from dlt_stac.runs import RunReport, run_in_packages
 from dlt_stac.spatial import create_geometry_indexes, enable_postgis, with_postgis_geometry
 
 PIPELINE_NAME = "terrabyte"
@@ -44,6 +46,7 @@ BACKFILL_NAME = "terrabyte_backfill"
 DATASET_NAME = "terrabyte_stac"
 LANDSAT_1 = datetime(1972, 7, 23, tzinfo=timezone.utc)
 """The oldest items' day: where a backfill may reach back to."""
+log = logging.getLogger("airflow.task")
 
 
 def configured_destination() -> str:
@@ -64,10 +67,10 @@ def load_to_the_end(
     collections: list[str] | None,
     interval: tuple[datetime, datetime] | None = None,
     staging_dataset: str | None = None,
-) -> dlt.Pipeline:
+) -> tuple[dlt.Pipeline, RunReport]:
     """Loads the collections' items of `interval` (else of the task's data interval) to the end in load packages,
     by a pipeline whose local state is dropped first (the destination holds it), through `staging_dataset` (a
-    dlt `staging_dataset_name_layout`) where given; returns the pipeline."""
+    dlt `staging_dataset_name_layout`) where given; returns the pipeline and what it loaded."""
     settings = {"staging_dataset_name_layout": staging_dataset} if staging_dataset else {}
     target = Destination.from_reference(destination, **settings)
     pipeline = dlt.pipeline(pipeline_name=pipeline_name, destination=target, dataset_name=DATASET_NAME).drop()
@@ -76,15 +79,14 @@ def load_to_the_end(
     if postgis_wanted(destination):
         enable_postgis(pipeline)
         source = with_postgis_geometry(source)
-    run_in_packages(pipeline, source)
-    return pipeline
+    return pipeline, run_in_packages(pipeline, source)
 
 
 def collection_load(pipeline_name: str, destination: str, collections: list[str] | None) -> Callable[[], None]:
     """A scheduled task's work: the collections' items of the DAG run's data interval, then the missing indexes."""
 
     def load() -> None:
-        pipeline = load_to_the_end(pipeline_name, destination, collections)
+        pipeline, _ = load_to_the_end(pipeline_name, destination, collections)
         if postgis_wanted(destination):
             create_geometry_indexes(pipeline)
 
@@ -146,8 +148,8 @@ def planned_chunks(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def chunk_load(index: int, start: str, end: str) -> None:
     """A backfill chunk's work: its items, by a pipeline and through a staging dataset of its own, which goes
-    once they are merged."""
-    pipeline = load_to_the_end(
+    once they are merged. Its log says what it loaded and the task process's peak memory, to size workers by."""
+    pipeline, report = load_to_the_end(
         chunk_pipeline_name(index),
         configured_destination(),
         configured_collections(),
@@ -157,6 +159,10 @@ def chunk_load(index: int, start: str, end: str) -> None:
     with pipeline.sql_client() as client, client.with_staging_dataset():
         if client.has_dataset():
             client.drop_dataset()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    items = report.rows().get("items", 0)
+    log.info(f"Backfill chunk {index} [{start}, {end}): {items} items in {len(report.packages)} load packages, "
+             f"peak RSS {peak_mb} MB")  # fmt: skip
 
 
 def first_chunk_load(params: dict[str, Any]) -> None:
