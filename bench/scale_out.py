@@ -17,8 +17,10 @@ table goes to stdout and to bench/results/scale_out.md; progress to stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -51,6 +53,22 @@ class Backfill(NamedTuple):
     tasks: list[Task]
     rows: int
     distinct: int
+    busy: float = float("nan")
+    """The share of the machine's CPU time that was busy (any process: server, database, tasks) meanwhile."""
+
+
+def cpu_times() -> tuple[int, int]:
+    """The machine's CPU time so far, busy and in all, in clock ticks (/proc/stat)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and waiting for I/O
+    return sum(ticks) - idle, sum(ticks)
+
+
+def with_cpu_busy(measured: Callable[[], Backfill]) -> Backfill:
+    busy_before, all_before = cpu_times()
+    backfill = measured()
+    busy_after, all_after = cpu_times()
+    return backfill._replace(busy=(busy_after - busy_before) / max(1, all_after - all_before))
 
 
 def main_job_backfill(stack: BenchStack, workdir: Path) -> Backfill:
@@ -105,9 +123,13 @@ def seconds(start: datetime | None, end: datetime | None) -> float:
 
 
 def items_in(url: str) -> tuple[int, int]:
-    """Rows of the destination's `items` (whichever dataset holds it), and how many distinct `(collection, id)`."""
+    """Rows of the destination's `items` (in whichever dataset, not a staging one), and how many distinct
+    `(collection, id)`."""
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT table_schema FROM information_schema.tables WHERE table_name = 'items'")
+        cursor.execute(
+            "SELECT table_schema FROM information_schema.tables"
+            " WHERE table_name = 'items' AND table_schema NOT LIKE '%\\_staging%'"
+        )
         (schema,) = cursor.fetchone()
         cursor.execute(f'SELECT count(*), count(DISTINCT (collection, id)) FROM "{schema}".items')
         rows, distinct = cursor.fetchone()
@@ -118,8 +140,8 @@ def table(backfills: list[Backfill], items: int) -> str:
     lines = [
         f"Backfill of {items:,} items (acquired 2015-2023) into Postgres, from stac-fastapi-pgstac on this machine",
         "",
-        "| run | wall s | items/s | tasks: wall s, peak RSS MB, items | rows (distinct) |",
-        "|---|---:|---:|---|---:|",
+        "| run | wall s | items/s | CPU busy | tasks: wall s, peak RSS MB, items | rows (distinct) |",
+        "|---|---:|---:|---:|---|---:|",
     ]
     for backfill in backfills:
         tasks = "; ".join(
@@ -129,7 +151,8 @@ def table(backfills: list[Backfill], items: int) -> str:
         )
         rate = backfill.rows / backfill.wall_s if backfill.wall_s else float("nan")
         rows = f"{backfill.rows} ({backfill.distinct})"
-        lines.append(f"| {backfill.label} | {backfill.wall_s:.1f} | {rate:,.0f} | {tasks} | {rows} |")
+        busy = f"{backfill.busy:.0%} of {os.cpu_count()} cores"
+        lines.append(f"| {backfill.label} | {backfill.wall_s:.1f} | {rate:,.0f} | {busy} | {tasks} | {rows} |")
     return "\n".join(lines) + "\n"
 
 
@@ -154,7 +177,7 @@ def main(argv: list[str]) -> int:
             lambda: dag_backfill(stack, workdir, 1),
             lambda: dag_backfill(stack, workdir, args.chunks),
         ):
-            backfill = measured()
+            backfill = with_cpu_busy(measured)
             log(f"{backfill.label}: {backfill.rows} rows in {backfill.wall_s:.1f} s; {backfill.tasks}")
             backfills.append(backfill)
     report = table(backfills, data.items)
