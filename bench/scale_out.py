@@ -1,7 +1,8 @@
 """`make bench-scale-out`: a backfill of the bench's catalog split into time chunks that Airflow runs as parallel
 tasks, against one process doing the same backfill. Into Postgres, on the bench's pgstac stack (`bench/stack.py`).
 
-    python -m bench.scale_out [--items 100000] [--chunks 4] [--port 8090] [--workers 4] [--keep-stack]
+    python -m bench.scale_out [--items 100000] [--chunks 4] [--server pgstac|rustac] [--port 8090] [--workers 4]
+                              [--keep-stack]
 
 The backfill is every item of the catalog: acquisition time 2015 to 2023 (`bench/catalog.py`). One after the other:
 - the main job, one process: `terrabyte_pipeline.py --destination postgres --since <start> --until <end>`;
@@ -21,6 +22,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +30,7 @@ from typing import NamedTuple
 import psycopg2
 
 from bench.catalog import BASE_END, BASE_START, bench_data, rfc3339
+from bench.fast_server import fast_server
 from bench.measure import measure_main_job
 from bench.runs import fresh_folder
 from bench.stack import BenchStack, bench_stack, fresh_destination, log
@@ -35,6 +38,7 @@ from stack.airflow import DagRun, LocalAirflow
 from stack.processes import make_workdir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale_out.md"
+SERVERS = {"pgstac": "stac-fastapi-pgstac", "rustac": "`rustac serve`"}
 DAG_ID = "terrabyte_stac_backfill"
 RUN_ENDS_WITHIN_S = 4 * 3600.0
 CHUNK_LOG_LINE = re.compile(r"Backfill chunk (\d+) \[.*?\): (\d+) items in (\d+) load packages, peak RSS (\d+) MB")
@@ -71,23 +75,24 @@ def with_cpu_busy(measured: Callable[[], Backfill]) -> Backfill:
     return backfill._replace(busy=(busy_after - busy_before) / max(1, all_after - all_before))
 
 
-def main_job_backfill(stack: BenchStack, workdir: Path) -> Backfill:
-    """The main job over the whole range in one process."""
+def main_job_backfill(stack: BenchStack, api_url: str, workdir: Path) -> Backfill:
+    """The main job over the whole range in one process, from the API at `api_url`."""
     url = fresh_destination(stack.cluster)
     env = {"DESTINATION__POSTGRES__CREDENTIALS": url, "BENCH_POSTGRES_URL": url}
     window = ["--since", rfc3339(BASE_START), "--until", rfc3339(BASE_END)]
-    arguments = ["--url", stack.url, "--destination", "postgres", "--progress", "none", *window]
+    arguments = ["--url", api_url, "--destination", "postgres", "--progress", "none", *window]
     measured = measure_main_job("main job", arguments, fresh_folder(workdir / "main-job"), env)
     rows, distinct = items_in(url)
     task = Task("the process", measured.wall_s, round(measured.peak_rss_mb), measured.items)
     return Backfill("main job, one process", measured.wall_s, [task], rows, distinct)
 
 
-def dag_backfill(stack: BenchStack, workdir: Path, chunks: int) -> Backfill:
-    """The DAG over the whole range in `chunks` chunks, with Airflow's metadata in a fresh database."""
+def dag_backfill(stack: BenchStack, api_url: str, workdir: Path, chunks: int) -> Backfill:
+    """The DAG over the whole range in `chunks` chunks, from the API at `api_url`, with Airflow's metadata in a
+    fresh database."""
     url = fresh_destination(stack.cluster)
     metadata = fresh_destination(stack.cluster, f"airflow_scale_out_{chunks}")
-    settings = {"SOURCES__STAC__URL": stack.url, "AIRFLOW_DAG__DESTINATION": "postgres",
+    settings = {"SOURCES__STAC__URL": api_url, "AIRFLOW_DAG__DESTINATION": "postgres",
                 "DESTINATION__POSTGRES__CREDENTIALS": url}  # fmt: skip
     airflow = LocalAirflow(fresh_folder(workdir / f"airflow-{chunks}"), settings, metadata)
     airflow.prepared().triggered(DAG_ID, {"start": rfc3339(BASE_START), "end": rfc3339(BASE_END), "chunks": chunks})
@@ -136,9 +141,9 @@ def items_in(url: str) -> tuple[int, int]:
     return rows, distinct
 
 
-def table(backfills: list[Backfill], items: int) -> str:
+def table(backfills: list[Backfill], items: int, server: str) -> str:
     lines = [
-        f"Backfill of {items:,} items (acquired 2015-2023) into Postgres, from stac-fastapi-pgstac on this machine",
+        f"Backfill of {items:,} items (acquired 2015-2023) into Postgres, from {SERVERS[server]} on this machine",
         "",
         "| run | wall s | items/s | CPU busy | tasks: wall s, peak RSS MB, items | rows (distinct) |",
         "|---|---:|---:|---:|---|---:|",
@@ -163,6 +168,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--workers", type=int, default=4, help="uvicorn workers of stac-fastapi-pgstac")
     parser.add_argument("--keep-stack", action="store_true")
+    parser.add_argument("--server", choices=("pgstac", "rustac"), default="pgstac",
+                        help="the API read: the stack's pgstac, or `rustac serve` with the same items (the stack's"
+                             " cluster still holds the destination)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -170,17 +178,20 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     data = bench_data(args.items)
     workdir = make_workdir("bench-scale-out-")
-    with bench_stack(data, args.port, args.workers, args.keep_stack) as stack:
+    with (
+        bench_stack(data, args.port, args.workers, args.keep_stack) as stack,
+        fast_server(data, workdir) if args.server == "rustac" else nullcontext(stack.url) as api_url,
+    ):
         backfills = []
         for measured in (
-            lambda: main_job_backfill(stack, workdir),
-            lambda: dag_backfill(stack, workdir, 1),
-            lambda: dag_backfill(stack, workdir, args.chunks),
+            lambda: main_job_backfill(stack, api_url, workdir),
+            lambda: dag_backfill(stack, api_url, workdir, 1),
+            lambda: dag_backfill(stack, api_url, workdir, args.chunks),
         ):
             backfill = with_cpu_busy(measured)
             log(f"{backfill.label}: {backfill.rows} rows in {backfill.wall_s:.1f} s; {backfill.tasks}")
             backfills.append(backfill)
-    report = table(backfills, data.items)
+    report = table(backfills, data.items, args.server)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report)
     print(report)
