@@ -35,6 +35,9 @@ KEY_ID = "test-signing-key"
 PUBLIC_CLIENT = "stac-dlt-public"
 """The public client (device login, refresh tokens), as terrabyte's realm has `de.lrz.terrabyte.stac`."""
 SERVICE_CLIENT = ("stac-loader-service", "service-secret")
+USER = "test-user"
+USER_GROUPS = ("/dss/team-box", "/dss/archive-ro", "/dss/team-box-mgr")
+"""A DSS container the user may write (`team-box.`), one it may only read, and a manager group (no prefix)."""
 
 
 @dataclass
@@ -47,6 +50,8 @@ class ProviderSettings:
     """Answer `slow_down` to this many device-code polls, however slow they are."""
     wrong_audience_tokens: int = 0
     """Issue this many access tokens for another audience (the API refuses them) before correct ones."""
+    groups: tuple[str, ...] = USER_GROUPS
+    """The `groups` claim of a user's access tokens (terrabyte's realm maps a user's DSS containers to it)."""
 
 
 @dataclass
@@ -141,7 +146,7 @@ class OidcTestProvider:
     def start_session(self, client_id: str = PUBLIC_CLIENT, scope: str = "openid offline_access") -> str:
         """A refresh token as if the user had logged in, for tests that start from one."""
         with self.lock:
-            return self._new_session(client_id, "test-user", scope)["refresh_token"]
+            return self._new_session(client_id, USER, scope)["refresh_token"]
 
     def metadata(self) -> dict[str, Any]:
         base = self.issuer.replace(REALM, ENDPOINTS)
@@ -215,7 +220,7 @@ class OidcTestProvider:
         if challenge != device.code_challenge:
             raise OAuthError("invalid_grant", "PKCE verification failed")
         del self.devices[form["device_code"]]
-        return self._new_session(device.client_id, "test-user", device.scope)
+        return self._new_session(device.client_id, USER, device.scope)
 
     def _refresh_token_grant(self, form: dict[str, str]) -> dict[str, Any]:
         refresh_token = form.get("refresh_token", "")
@@ -246,8 +251,10 @@ class OidcTestProvider:
         claims = {
             "iss": self.issuer, "sub": subject, "aud": audience, "azp": client_id, "typ": "Bearer",
             "iat": now, "exp": now + self.settings.access_token_lifetime_s, "scope": scope, "sid": sid,
-            "jti": str(uuid.uuid4()),
+            "jti": str(uuid.uuid4()), "preferred_username": subject,
         }  # fmt: skip
+        if not subject.startswith("service-account-"):
+            claims["groups"] = list(self.settings.groups)
         access_token = jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": KEY_ID})
         self.issued.access_tokens.append(access_token)
         answer = {"access_token": access_token, "token_type": "Bearer", "scope": scope,

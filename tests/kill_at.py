@@ -2,6 +2,7 @@
 or load step: the crash tests' way to stop a real process at exactly the moment they mean.
 
     KILL_AT=<point>[@<nth>] python tests/kill_at.py <arguments of pipelines/terrabyte_pipeline.py>
+    KILL_AT=<point>[@<nth>] KILL_SCRIPT=pipelines/publish_pipeline.py python tests/kill_at.py <its arguments>
 
 Points, each hooked into dlt 1.26 (`<files>` is a pattern of load job file names, such as `items.*.sql`):
 
@@ -15,6 +16,7 @@ Points, each hooked into dlt 1.26 (`<files>` is a pattern of load job file names
     job:recorded:<files>      dlt recorded the job as done
     load:complete             the package's `_dlt_loads` row is written; dlt has not archived the package
     package:loaded            a package is loaded and archived (a later one is not extracted yet)
+    publish:sent              the `stac_api` destination's write of a batch of items was answered
 
 `@<nth>` kills at the nth time the point is reached (default the first). The hooks only watch: each calls
 dlt's own method unchanged. The process writes `KILLED AT <point> <detail>` to stderr before it dies.
@@ -40,7 +42,11 @@ from dlt.extract.extract import Extract
 from dlt.load.load import Load
 from dlt.normalize.normalize import Normalize
 
-PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "terrabyte_pipeline.py"
+from dlt_stac.publish import StacTransactions
+
+PIPELINE = Path(
+    os.environ.get("KILL_SCRIPT") or Path(__file__).resolve().parents[1] / "pipelines" / "terrabyte_pipeline.py"
+)
 
 CHOSEN, _, NTH = os.environ["KILL_AT"].partition("@")
 times_left = int(NTH or 1)
@@ -91,6 +97,7 @@ around(
 )
 around(SqlJobClientBase, "complete_load", None, "load:complete", nothing)
 around(Load, "complete_package", None, "package:loaded", nothing)
+around(StacTransactions, "upsert_items", None, "publish:sent", lambda writer, collection_id, items: collection_id)
 
 if __name__ == "__main__":
     sys.argv = [str(PIPELINE), *sys.argv[1:]]
