@@ -189,9 +189,9 @@ def parse_operation_args(argv: list[str]) -> argparse.Namespace:
 
 
 def confirmed(question: str) -> bool:
+    """The user's answer to `question`; raises where there is no terminal to ask on."""
     if not sys.stdin.isatty():
-        print(f"{question} Not asked (no terminal): pass --yes.", file=sys.stderr)
-        return False
+        raise StacSourceError("no terminal to ask for confirmation on: pass --yes")
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 

@@ -255,3 +255,36 @@ def test_without_a_bulk_endpoint_items_are_posted_one_by_one_and_replaced_where_
     assert api.delete_item(collection_id, first["id"]) is None, "deleting what is gone already succeeds"
     assert api.delete_collection(collection_id) is True
     assert api.collection(collection_id) is None
+
+
+def test_terrapi_clients_operations_each_take_one_line(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, api: StacTransactions, sample_catalog: CatalogFolder,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    env = publish_env(tmp_path, oidc_provider)
+    collection_id = "test-user.by-hand"
+    collection_file = tmp_path / "collection.json"
+    collection_file.write_bytes(orjson.dumps({**sample_catalog.files_of("joplin").collection(), "id": collection_id}))
+    item = next(sample_catalog.files_of("joplin").items())
+    item_file = tmp_path / "item.json"
+    item_file.write_bytes(orjson.dumps(item))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        result = subprocess.run([sys.executable, str(PUBLISH), "--url", auth_proxy.url, *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+        return result.returncode, result.stdout.strip(), result.stderr.strip()
+
+    assert run("create-collection", str(collection_file)) == (0, f"created collection {collection_id}", "")
+    assert run("create-item", collection_id, str(item_file)) == (0, f"created item {collection_id}/{item['id']}", "")
+    assert list(held_items(api, collection_id)) == [item["id"]]
+    assert run("delete-item", collection_id, item["id"]) == (0, f"deleted item {collection_id}/{item['id']}", "")
+    assert held_items(api, collection_id) == {}
+    assert run("delete-collection", collection_id) == (
+        1,
+        "",
+        "error: no terminal to ask for confirmation on: pass --yes",
+    )
+    assert api.collection(collection_id) is not None
+    assert run("delete-collection", collection_id, "--yes") == (0, f"deleted collection {collection_id}", "")
+    assert api.collection(collection_id) is None
+    assert run("create-item", "someone-else.x", str(item_file))[0:2] == (1, "")
