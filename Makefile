@@ -14,6 +14,7 @@ TEST_WORKERS ?= auto
 ITEMS ?= 10000
 RUNS ?= 3
 CHUNKS ?= 4
+TERRAPI_WHEELS ?= ../shared/terrapi
 # The main job's dlt state lives in the project, so that each clone has its own.
 export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 
@@ -24,7 +25,7 @@ run: $(VENV)/.installed-demo
 	$(PY) -m stack exec --server rustac -- $(PY) pipelines/terrabyte_pipeline.py --url {url}
 
 ## test: install the test extras, PostgreSQL 15 + PostGIS, Chromium, the servers' and Airflow's virtualenvs, then pytest
-test: $(VENV)/.installed-test $(SERVER_VENV)/.installed $(GEOPARQUET_VENV)/.installed $(AIRFLOW_VENV)/.installed
+test: $(VENV)/.installed-test $(VENV)/.terrapi-wheels $(SERVER_VENV)/.installed $(GEOPARQUET_VENV)/.installed $(AIRFLOW_VENV)/.installed
 	$(PY) -m stack require-postgres
 	$(PY) -m stack require-chromium
 	$(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
@@ -66,6 +67,15 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed-%: pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[$*]'
+	touch $@
+
+# terrabyte's own terrapi and terrapi-client, for the tests that use them (tests/test_terrapi.py), from the wheels in
+# ../shared/terrapi (neither is on PyPI); terrapi-client names terrapi by a git URL, hence --no-deps.
+$(VENV)/.terrapi-wheels: $(VENV)/.installed-test
+	@if [ -d $(TERRAPI_WHEELS) ]; then \
+		$(PY) -m pip install -q $(TERRAPI_WHEELS)/terrapi-1.0.8-py3-none-any.whl && \
+		$(PY) -m pip install -q --no-deps $(TERRAPI_WHEELS)/terrapi_client-0.0.1-py3-none-any.whl; \
+	else echo "No $(TERRAPI_WHEELS): the tests with terrabyte's terrapi and terrapi-client will be skipped."; fi
 	touch $@
 
 $(AIRFLOW_VENV)/.installed: stack/airflow-requirements.txt pyproject.toml

@@ -1,6 +1,7 @@
 """An OpenID Connect provider for the tests that speaks Keycloak's protocol, on 127.0.0.1 in a thread.
 
-Discovery and JWKS under `/realms/test`, RS256 access tokens (`aud=account`, `exp`, `azp`, `sid`), the device
+Discovery and JWKS under `/realms/test`, RS256 access tokens (`aud=account`, `exp`, `azp`, `sid`,
+`preferred_username`, `groups`), refresh tokens as JWTs that expire (offline ones optionally not), the device
 authorization endpoint, and the token endpoint with the device-code (PKCE S256 checked, `slow_down` when polled
 too fast), refresh-token and client-credentials grants. Tests set lifetimes and rotation, approve or deny a
 pending login, revoke sessions, and read what was issued. The signing key lives in the workdir, so a restart
@@ -44,6 +45,10 @@ USER_GROUPS = ("/dss/team-box", "/dss/archive-ro", "/dss/team-box-mgr")
 class ProviderSettings:
     access_token_lifetime_s: int = 300
     rotate_refresh_tokens: bool = False
+    refresh_token_lifetime_s: int = 1800
+    offline_tokens_expire: bool = True
+    """Whether an offline token (scope `offline_access`) carries `exp`: Keycloak's do where the realm limits offline
+    sessions (`Offline Session Max Limited`), and lack it otherwise."""
     device_code_lifetime_s: int = 600
     poll_interval_s: int = 1
     slow_down_polls: int = 0
@@ -105,6 +110,7 @@ class OAuthError(Exception):
 class OidcTestProvider:
     def __init__(self, workdir: Path) -> None:
         self.key = signing_key(workdir / "oidc-signing-key.pem")
+        self.refresh_key = secrets.token_bytes(32)
         self.settings = ProviderSettings()
         self.issued = Issued()
         self.devices: dict[str, DeviceLogin] = {}
@@ -227,6 +233,10 @@ class OidcTestProvider:
         session = self.sessions.get(refresh_token)
         if session is None or not session.active or session.client_id != form.get("client_id"):
             raise OAuthError("invalid_grant", "Token is not active")
+        try:
+            jwt.decode(refresh_token, self.refresh_key, algorithms=["HS256"], audience=self.issuer)
+        except jwt.ExpiredSignatureError:
+            raise OAuthError("invalid_grant", "Token is not active") from None
         if self.settings.rotate_refresh_tokens:
             del self.sessions[refresh_token]
             refresh_token = self._new_refresh_token(session)
@@ -237,7 +247,17 @@ class OidcTestProvider:
         return self._tokens(client_id, subject, scope, self._new_refresh_token(session), session.sid)
 
     def _new_refresh_token(self, session: Session) -> str:
-        refresh_token = secrets.token_urlsafe(48)
+        """A refresh token as Keycloak issues them: a JWT signed with a key of the realm's own (HS256 here), that
+        clients cannot check but can read (terrapi reads its `exp`); `typ` Offline for scope `offline_access`."""
+        offline = "offline_access" in session.scope.split()
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer, "aud": self.issuer, "sub": session.subject, "typ": "Offline" if offline else "Refresh",
+            "azp": session.client_id, "sid": session.sid, "scope": session.scope, "iat": now, "jti": str(uuid.uuid4()),
+        }  # fmt: skip
+        if not offline or self.settings.offline_tokens_expire:
+            claims["exp"] = now + self.settings.refresh_token_lifetime_s
+        refresh_token = jwt.encode(claims, self.refresh_key, algorithm="HS256")
         self.sessions[refresh_token] = session
         self.issued.refresh_tokens.append(refresh_token)
         return refresh_token
