@@ -3,14 +3,18 @@
     python pipelines/publish_pipeline.py --url http://127.0.0.1:8081 tests/data/stac        # every collection folder
     python pipelines/publish_pipeline.py --collection alice.naip --dry-run tests/data/stac/naip
     python pipelines/publish_pipeline.py --delete-missing tests/data/stac/naip           # mirror: delete the rest
+    python pipelines/publish_pipeline.py --collection-prefix alice. pipeline:terrabyte   # the main job's tables
+    python pipelines/publish_pipeline.py alice-items.parquet                              # stac-geoparquet
     python pipelines/publish_pipeline.py create-collection collection.json
     python pipelines/publish_pipeline.py create-item alice.naip item.json
     python pipelines/publish_pipeline.py delete-item alice.naip <item id>
     python pipelines/publish_pipeline.py delete-collection alice.naip [--yes]
 
-A source is a folder of `<collection>/collection.json` and `<collection>/items.ndjson[.gz]`, or one such collection
-folder. Each collection is created when the API lacks it and updated when it differs; its items are read from the
-API first, so that only new and changed ones are sent (upserts: a publish cut off and run again ends exact).
+A source is a folder of `<collection>/collection.json` and `<collection>/items.ndjson[.gz]` (or one such collection
+folder), a stac-geoparquet file, or `pipeline:<name>`: the `items` and `collections` tables a pipeline of this project
+loaded (DuckDB or Postgres). Each collection is created when the API lacks it and updated when it differs; its
+items are read from the API first, so that only new and changed ones are sent (upserts: a publish cut off and run
+again ends exact).
 Signs in as the main job does (`[sources.stac.credentials]`, or the login `terrabyte_pipeline.py login` keeps).
 Exit codes: 0 all published; 1 an error, or a collection refused (the others are published); 3 published, but some
 items were rejected (each said, with its reason).
@@ -21,7 +25,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import dlt
 import orjson
@@ -32,7 +35,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt_stac.errors import StacSourceError
 from dlt_stac.publish import PublishCounts, Rejection, StacTransactions, stac_api, transactions_for
 from dlt_stac.publish.checks import item_problem, publish_digest, published_content
-from dlt_stac.publish.files import CollectionFiles, collection_files_in
+from dlt_stac.publish.inputs import CollectionInput, inputs_of
 from dlt_stac.publish.plan import item_changes
 from dlt_stac.publish.prefixes import prefixes_of, token_claims
 from dlt_stac.publish.transactions import WriteRejected
@@ -54,19 +57,24 @@ class PublishSettings(BaseConfiguration):
     """Items per page when the collection's items are read to find what changed."""
 
 
-class CollectionNotWritable(StacSourceError):
-    pass
+class CollectionNotPublishable(StacSourceError):
+    """A collection that is skipped while the others of the source are published."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="the STAC API's landing page (default: [sources.stac] url)")
     parser.add_argument("--collection", help="publish the one collection of the source under this id")
+    parser.add_argument("--collection-prefix", default="", help="publish each collection as <prefix><its id>")
     parser.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     parser.add_argument(
         "--delete-missing", action="store_true", help="also delete the collection's items that the source lacks"
     )
-    parser.add_argument("source", type=Path, help="a folder of collection folders, or one collection folder")
+    parser.add_argument(
+        "source",
+        help="a folder of collection folders or one collection folder, a stac-geoparquet file (.parquet), or "
+        "pipeline:<name>, the tables a dlt pipeline of this project loaded (e.g. pipeline:terrabyte)",
+    )
     return parser.parse_args(argv)
 
 
@@ -76,13 +84,21 @@ def writable_check(writer: StacTransactions, collection_id: str) -> None:
     prefixes = prefixes_of(token_claims(token)) if token else None
     refusal = prefixes.refusal(collection_id) if prefixes else None
     if refusal:
-        raise CollectionNotWritable(f"Not publishing: {refusal}")
+        raise CollectionNotPublishable(f"Not publishing: {refusal}")
 
 
-def collection_change(writer: StacTransactions, document: dict[str, Any], dry_run: bool) -> str:
+def collection_change(writer: StacTransactions, source: CollectionInput, collection_id: str, dry_run: bool) -> str:
     """What publishing the collection does: `created` where the API lacks it, `updated` where it holds it
     otherwise, else `unchanged`; done unless `dry_run`."""
-    held = writer.collection(document["id"])
+    held = writer.collection(collection_id)
+    if source.document is None:
+        if held is None:
+            raise CollectionNotPublishable(
+                f"{source.where} holds no collection document, and the API has no collection `{collection_id}`: "
+                "create it first (publish_pipeline.py create-collection <collection.json>)"
+            )
+        return "unchanged (the source has none)"
+    document = {**published_content(source.document), "id": collection_id}
     if held is not None and publish_digest(held) == publish_digest(document):
         return "unchanged"
     if not dry_run:
@@ -94,18 +110,17 @@ def publish_collection(
     pipeline: dlt.Pipeline,
     writer: StacTransactions,
     refusals: list[Rejection],
-    files: CollectionFiles,
+    source: CollectionInput,
     args: argparse.Namespace,
     settings: PublishSettings,
 ) -> PublishCounts:
-    """Makes the API's collection hold what `files` hold (under `--collection`'s id where given); its counts."""
-    document = {**published_content(files.collection()), **({"id": args.collection} if args.collection else {})}
-    collection_id = document["id"]
+    """Makes the API's collection hold what the source's collection holds; its counts."""
+    collection_id = args.collection_prefix + (args.collection or source.collection_id)
     writable_check(writer, collection_id)
-    collection_done = collection_change(writer, document, args.dry_run)
+    collection_done = collection_change(writer, source, collection_id, args.dry_run)
     held = {item["id"]: publish_digest(item) for item in writer.items(collection_id, settings.listing_page_size)}
     counts = PublishCounts()
-    changes = item_changes(files.items(), collection_id, held, counts, args.delete_missing)
+    changes = item_changes(source.items(), collection_id, held, counts, args.delete_missing)
     if args.dry_run:
         for _ in changes:
             pass
@@ -147,19 +162,19 @@ def publish(argv: list[str]) -> int:
     refused_collections = 0
     try:
         writer = writer_for(args)
-        all_files = collection_files_in(args.source)
-        if args.collection and len(all_files) > 1:
-            raise StacSourceError(f"--collection names one collection, and {args.source} holds {len(all_files)}")
         settings = resolve_configuration(PublishSettings(), sections=("publish",))
+        sources = inputs_of(args.source, settings.listing_page_size)
+        if args.collection and len(sources) > 1:
+            raise StacSourceError(f"--collection names one collection, and {args.source} holds {len(sources)}")
         refusals: list[Rejection] = []
         pipeline = dlt.pipeline(PIPELINE_NAME, destination=stac_api(writer, refusals, settings.batch_size))
         if pipeline.has_pending_data:
             print("Completing what the last publish left unfinished first.")
             pipeline.run()
-        for files in all_files:
+        for source in sources:
             try:
-                rejections += publish_collection(pipeline, writer, refusals, files, args, settings).rejections
-            except (CollectionNotWritable, WriteRejected) as error:
+                rejections += publish_collection(pipeline, writer, refusals, source, args, settings).rejections
+            except (CollectionNotPublishable, WriteRejected) as error:
                 print_error(error)
                 refused_collections += 1
     except (StacSourceError, FileNotFoundError, PipelineStepFailed) as error:
