@@ -3,6 +3,7 @@ them, against pgstac with Transactions behind stac-auth-proxy, signed in with th
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import subprocess
@@ -21,6 +22,7 @@ from stack import CatalogFolder
 from stack.auth_proxy import AuthProxy
 from stack.oidc_provider import PUBLIC_CLIENT, OidcTestProvider
 from tests.stac_helpers import loaded_ids
+from tests.test_main_pipeline import destination_environment, run_main_job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PUBLISH = PROJECT_ROOT / "pipelines" / "publish_pipeline.py"
@@ -145,6 +147,11 @@ def test_a_publish_round_trips_and_a_second_one_changes_only_what_changed(
     assert set(held) == {edited["id"], *(item["id"] for item in kept)}
     assert held[edited["id"]]["properties"]["test:edited"] is True
     assert publish_digest(held[edited["id"]]) == publish_digest(edited)
+    tokens = [env["SOURCES__STAC__CREDENTIALS__REFRESH_TOKEN"], *oidc_provider.issued.access_tokens]
+    written = b"".join(path.read_bytes() for path in (tmp_path / "dlt").rglob("*") if path.is_file())
+    for output in (first, again, dry, changed):
+        assert not any(token in output.stdout + output.stderr for token in tokens)
+    assert written and not any(token.encode() in written for token in tokens), "no token in its state or trace"
 
 
 def test_items_that_are_not_valid_stac_or_that_the_api_refuses_are_said_and_the_rest_published(
@@ -288,3 +295,68 @@ def test_terrapi_clients_operations_each_take_one_line(
     assert run("delete-collection", collection_id, "--yes") == (0, f"deleted collection {collection_id}", "")
     assert api.collection(collection_id) is None
     assert run("create-item", "someone-else.x", str(item_file))[0:2] == (1, "")
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_the_tables_the_main_job_loaded_publish_back_as_the_items_they_were(
+    pgstac_server: Any, auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, api: StacTransactions,
+    sample_catalog: CatalogFolder, tmp_path: Path, destination: str, request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    collections = ["joplin", "io-lulc"]
+    into = destination_environment(destination, request) or {}
+    loaded = run_main_job(tmp_path, "--url", pgstac_server.url, "--collections", *collections, "--destination",
+                          destination, env=into)  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    env = {**publish_env(tmp_path, oidc_provider), **into}
+    pipeline_name = "terrabyte" if destination == "duckdb" else f"terrabyte_{destination}"
+
+    published = run_publish(tmp_path, env, auth_proxy.url, "--collection-prefix", f"test-user.{destination}-",
+                            f"pipeline:{pipeline_name}")  # fmt: skip
+
+    assert published.returncode == 0, published.stderr[-3000:]
+    for name in collections:
+        items = list(sample_catalog.files_of(name).items())
+        collection_id = f"test-user.{destination}-{name}"
+        assert summary_of(published, collection_id) == (
+            f"{collection_id}: collection created; items created {len(items)}, updated 0, unchanged 0, deleted 0, "
+            "rejected 0"
+        )
+        held = held_items(api, collection_id)
+        assert {item_id: as_served({**item, "collection": name}) for item_id, item in held.items()} == {
+            item["id"]: as_served(item) for item in items
+        }
+    again = run_publish(tmp_path, env, auth_proxy.url, "--collection-prefix", f"test-user.{destination}-",
+                        f"pipeline:{pipeline_name}")  # fmt: skip
+    assert "updated 0, unchanged 30" in summary_of(again, f"test-user.{destination}-joplin")
+
+
+def test_a_stac_geoparquet_file_publishes_into_its_collection_which_must_exist(
+    auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, api: StacTransactions, sample_catalog: CatalogFolder,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    rustac = pytest.importorskip("rustac")
+    collection_id = "team-box.from-parquet"
+    items = [{**item, "collection": collection_id} for item in sample_catalog.files_of("joplin").items()]
+    parquet = tmp_path / "joplin.parquet"
+
+    async def write() -> None:  # rustac's write wants a running event loop
+        await rustac.write(str(parquet), items)
+
+    asyncio.run(write())
+    env = publish_env(tmp_path, oidc_provider, PUBLISH__LISTING_PAGE_SIZE="7")
+
+    missing = run_publish(tmp_path, env, auth_proxy.url, str(parquet))
+    api.create_collection({**sample_catalog.files_of("joplin").collection(), "id": collection_id, "links": []})
+    published = run_publish(tmp_path, env, auth_proxy.url, str(parquet))
+
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines()[0] == (
+        f"error: {parquet} holds no collection document, and the API has no collection `{collection_id}`: create it "
+        "first (publish_pipeline.py create-collection <collection.json>)"
+    )
+    assert published.returncode == 0, published.stderr[-3000:]
+    assert summary_of(published, collection_id) == (
+        f"{collection_id}: collection unchanged (the source has none); items created 30, updated 0, unchanged 0, "
+        "deleted 0, rejected 0"
+    )
+    assert set(held_items(api, collection_id)) == {item["id"] for item in items}

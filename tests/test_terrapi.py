@@ -84,7 +84,9 @@ def test_our_login_serves_terrapi_clients_search_without_a_second_login(
                        env=main_job_env(oidc_provider))  # fmt: skip
 
     assert job.returncode == 0, job.stderr[-3000:]
-    assert "Rows loaded this run: collections 1, items 30" in job.stdout, "our main job runs on the cached token, with or without exp"
+    assert "Rows loaded this run: collections 1, items 30" in job.stdout, (
+        "our main job runs on the cached token, with or without exp"
+    )
     if offline_tokens_expire:  # terrapi 1.0.8 reads the refresh token's `exp` and fails on one without it
         ids = terrapi_run(SEARCH_JOPLIN, terrapi_env(auth_proxy, oidc_provider))
         assert ids.strip() == str(sorted(sample_catalog.item_ids_by_collection()["joplin"]))
