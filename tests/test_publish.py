@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import dlt
 import orjson
+import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 
 from dlt_stac import stac
 from dlt_stac.auth import StacApiCredentials, authorizer_for
-from dlt_stac.publish import Rejection, StacTransactions
+from dlt_stac.publish import Rejection, StacTransactions, stac_api
 from dlt_stac.publish.checks import publish_digest, without_nulls
 from stack import CatalogFolder
 from stack.auth_proxy import AuthProxy
@@ -360,3 +362,26 @@ def test_a_stac_geoparquet_file_publishes_into_its_collection_which_must_exist(
         "deleted 0, rejected 0"
     )
     assert set(held_items(api, collection_id)) == {item["id"] for item in items}
+
+
+def test_the_stac_source_piped_into_the_stac_api_destination_copies_a_collection(
+    pgstac_server: Any, auth_proxy: AuthProxy, oidc_provider: OidcTestProvider, api: StacTransactions,
+    sample_catalog: CatalogFolder, tmp_path: Path,
+) -> None:  # fmt: skip
+    copy = "test-user.piped-joplin"
+    source = stac(url=pgstac_server.url, collections=["joplin"])
+    source.collections.add_map(lambda row: {**row, "id": copy})
+    source.items.add_map(lambda page: page.set_column(page.schema.get_field_index("collection"), "collection",
+                                                      pa.array([copy] * page.num_rows)))  # fmt: skip
+    refusals: list[Rejection] = []
+    destination = stac_api(url=auth_proxy.url, credentials=credentials(oidc_provider), refusals=refusals)
+    pipeline = dlt.pipeline("piped", pipelines_dir=str(tmp_path / "pipelines"), destination=destination)
+
+    pipeline.run(source.with_resources("collections"))
+    pipeline.run(source.with_resources("items"))
+
+    assert refusals == []
+    assert api.collection(copy) is not None
+    assert {
+        item_id: as_served({**item, "collection": "joplin"}) for item_id, item in held_items(api, copy).items()
+    } == {item["id"]: as_served(item) for item in sample_catalog.files_of("joplin").items()}

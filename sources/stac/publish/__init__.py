@@ -4,12 +4,15 @@
     pipeline = dlt.pipeline("publish", destination=stac_api(url="http://127.0.0.1:8081", refusals=refusals))
     pipeline.run(dlt.resource(items, name="items", max_table_nesting=0, primary_key="id"))
 
-A row is a STAC item (its keys as the item's, `max_table_nesting=0` so that `properties` and `assets` stay whole);
-it goes to the collection its `collection` names, or else to the collection named as its table. A row whose
-`_stac_deleted` is true (dlt's `hard_delete` hint, as the source's reconcile rows have it) deletes its item. Writes
-are upserts, so a publish cut off at any moment and run again ends with each item once. Items the API refuses
-(a 4xx for that item) are appended to `refusals` and do not stop the others; a refusal of the collection
-itself (403) or a server that keeps failing raises, and the load package stays to be completed by the next run.
+A row is a STAC item (its keys as the item's, `max_table_nesting=0` so that `properties` and `assets` stay whole),
+or a row of the `stac` source's `items` table (rebuilt from its columns); it goes to the collection its `collection`
+names, or else to the collection named as its table. Rows of a table named `collections` are collections: created
+where missing, updated where they differ (dlt loads the tables of a package at once: load collections before their
+items, in a run of their own). A row whose `_stac_deleted` is true (dlt's `hard_delete` hint, as the source's
+reconcile rows have it) deletes its item or collection. Writes are upserts, so a publish cut off at any moment and
+run again ends with each item once. Items the API refuses (a 4xx for that item) are appended to `refusals` and do not
+stop the others; a refusal of the collection itself (403) or a server that keeps failing raises, and the load
+package stays to be completed by the next run.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dlt.common.schema.typing import TTableSchema
 from dlt.common.typing import TDataItems
 
 from ..auth import StacApiCredentials, authorizer_for
-from ..rows import DELETED
+from .batches import batch_refusals
 from .plan import PublishCounts
 from .transactions import Rejection, StacTransactions
 
@@ -55,17 +58,7 @@ def stac_api(
     refused = refusals if refusals is not None else []
 
     def publish_batch(rows: TDataItems, table: TTableSchema) -> None:
-        by_collection: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            collection_id = row.get("collection") or table["name"]
-            if row.pop(DELETED, False):
-                rejection = writer.delete_item(collection_id, row["id"])
-                refused.extend([rejection] if rejection else [])
-                continue
-            row.setdefault("geometry", None)  # dlt leaves out keys whose value is null
-            by_collection.setdefault(collection_id, []).append(row)
-        for collection_id, items in by_collection.items():
-            refused.extend(writer.upsert_items(collection_id, items))
+        refused.extend(batch_refusals(writer, rows, table))
 
     return dlt.destination(
         publish_batch,
