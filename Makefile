@@ -15,10 +15,11 @@ ITEMS ?= 10000
 RUNS ?= 3
 CHUNKS ?= 4
 TERRAPI_WHEELS ?= ../shared/terrapi
+PUBLISH_ITEMS ?= 2000
 # The main job's dlt state lives in the project, so that each clone has its own.
 export DLT_DATA_DIR := $(CURDIR)/.dlt/data
 
-.PHONY: run test stack-up stack-down dashboard map bench bench-scale-out clean
+.PHONY: run test stack-up stack-down dashboard map bench bench-scale-out bench-publish clean
 
 ## run: serve the sample data with the light local server and run the main pipeline into DuckDB
 run: $(VENV)/.installed-demo
@@ -58,6 +59,11 @@ bench: $(VENV)/.installed-demo $(SERVER_VENV)/.installed
 bench-scale-out: $(VENV)/.installed-demo $(SERVER_VENV)/.installed $(AIRFLOW_VENV)/.installed
 	$(PY) -m stack require-postgres >&2
 	$(PY) -m bench.scale_out --items $(ITEMS) --chunks $(CHUNKS)
+
+## bench-publish: items/s published into the private API, ours against terrapi-client (bench/publish.py)
+bench-publish: $(VENV)/.installed-test $(VENV)/.terrapi-wheels $(SERVER_VENV)/.installed
+	$(PY) -m stack require-postgres >&2
+	$(PY) -m bench.publish --items $(PUBLISH_ITEMS)
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
