@@ -116,6 +116,12 @@ class FaultProxy:
             def do_POST(self) -> None:
                 self._forward()
 
+            def do_PUT(self) -> None:
+                self._forward()
+
+            def do_DELETE(self) -> None:
+                self._forward()
+
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fault = proxy.faults.take_turn(self.command, self.path)

@@ -18,10 +18,12 @@ import pytest
 
 from dlt_stac import stac
 from dlt_stac.auth import StacApiCredentials, authorizer_for
+from dlt_stac.auth.authorizers import Anonymous
 from dlt_stac.publish import Rejection, StacTransactions, stac_api
 from dlt_stac.publish.checks import publish_digest, without_nulls
 from stack import CatalogFolder
 from stack.auth_proxy import AuthProxy
+from stack.fault_proxy import FaultProxy, Faults
 from stack.oidc_provider import PUBLIC_CLIENT, OidcTestProvider
 from tests.stac_helpers import loaded_ids
 from tests.test_main_pipeline import destination_environment, run_main_job
@@ -385,3 +387,33 @@ def test_the_stac_source_piped_into_the_stac_api_destination_copies_a_collection
     assert {
         item_id: as_served({**item, "collection": "joplin"}) for item_id, item in held_items(api, copy).items()
     } == {item["id"]: as_served(item) for item in sample_catalog.files_of("joplin").items()}
+
+
+def test_a_publish_through_a_faulty_connection_retries_and_ends_exact(
+    pgstac_server: Any, sample_catalog: CatalogFolder, tmp_path: Path
+) -> None:
+    collection_id = "faults.joplin"
+    files = sample_catalog.files_of("joplin")
+    items = [{**item, "collection": collection_id} for item in files.items()]
+    folder = write_collection(tmp_path / "source", {**files.collection(), "id": collection_id}, items)
+    faults = Faults(every=2, kinds=("status", "drop", "cut", "short"))
+    env = {**os.environ, "DLT_PROJECT_DIR": str(PROJECT_ROOT), "DLT_DATA_DIR": str(tmp_path / "dlt"),
+           "PUBLISH__BATCH_SIZE": "4", "PUBLISH__LISTING_PAGE_SIZE": "5"}  # fmt: skip
+
+    with FaultProxy(pgstac_server.url, faults) as proxy:
+        first = run_publish(tmp_path, env, proxy.url, str(folder))
+        again = run_publish(tmp_path, env, proxy.url, str(folder))
+
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert faults.faults_sent >= 10
+    assert {(method, path.split("?")[0].rsplit("/", 1)[-1]) for method, path in faults.requests} >= {
+        ("POST", "bulk_items"),
+        ("GET", "items"),
+        ("POST", "collections"),
+    }
+    plain = StacTransactions(pgstac_server.url, Anonymous(), 0, 0, 30)
+    assert {item_id: publish_digest(item) for item_id, item in held_items(plain, collection_id).items()} == {
+        item["id"]: publish_digest(item) for item in items
+    }
+    assert summary_of(again, collection_id).endswith("created 0, updated 0, unchanged 30, deleted 0, rejected 0")
+    plain.delete_collection(collection_id)

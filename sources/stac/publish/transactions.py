@@ -8,6 +8,7 @@ with each item once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from urllib.parse import quote
 import orjson
 import requests
 from urllib3 import Retry
+from urllib3.exceptions import MaxRetryError
 
 from ..auth import Authorizer, mount_bearer_adapter
 from ..errors import StacSourceError
@@ -90,6 +92,7 @@ class StacTransactions:
         retry = Retry(total=max_retries, backoff_factor=backoff_factor, status_forcelist=RETRY_STATUSES,
                       allowed_methods=None, respect_retry_after_header=True, raise_on_status=False)  # fmt: skip
         mount_bearer_adapter(self.session, api_url, authorizer, max_retries=retry)
+        self.retry = retry
         self.has_bulk_items: bool | None = None
         """Whether the API has `/collections/{id}/bulk_items`; None until the first bulk write tells."""
 
@@ -99,7 +102,13 @@ class StacTransactions:
         return None if response.status_code == 404 else self._checked(response, collection_id).json()
 
     def create_collection(self, document: dict[str, Any]) -> None:
-        self._checked(self._send("POST", f"{self.api_url}/collections", document["id"], document), document["id"])
+        """Creates the collection; one that exists already (a retry of a creation whose answer was lost) is
+        replaced."""
+        response = self._send("POST", f"{self.api_url}/collections", document["id"], document)
+        if response.status_code == 409:
+            self.update_collection(document)
+            return
+        self._checked(response, document["id"])
 
     def update_collection(self, document: dict[str, Any]) -> None:
         url = self._collection_url(document["id"])
@@ -189,11 +198,33 @@ class StacTransactions:
         raise PublishFailed(response.request.method or "", response.url, status, answer_detail(response))
 
     def _send(self, method: str, url: str, collection_id: str, body: Any = None) -> requests.Response:
+        """The API's answer; an answer that breaks off after its headers (which urllib3 does not retry), or that
+        arrives whole but is not JSON, is asked for again with the same backoff: every write is idempotent."""
         data = None if body is None else orjson.dumps(body)
-        try:
-            return self.session.request(method, url, data=data, headers=JSON_HEADERS, timeout=self.timeout_s)
-        except requests.RequestException as error:
+        retry = self.retry
+        while True:
+            try:
+                response = self.session.request(method, url, data=data, headers=JSON_HEADERS, timeout=self.timeout_s)
+                if response.ok and response.content:
+                    orjson.loads(response.content)
+                return response
+            except orjson.JSONDecodeError:  # cut short by a proxy that then sent it as complete
+                retry = self._next_retry(retry, method, url, requests.exceptions.InvalidJSONError("not JSON"))
+            except requests.RequestException as error:
+                retry = self._next_retry(retry, method, url, error)
+
+    @staticmethod
+    def _next_retry(retry: Retry, method: str, url: str, error: requests.RequestException) -> Retry:
+        """`retry` counted once more, after its backoff; `PublishFailed` when none is left, or when urllib3 has
+        spent them already (a connection error after its retries)."""
+        next_retry: Retry | None = None
+        if not (error.args and isinstance(error.args[0], MaxRetryError)):
+            with contextlib.suppress(MaxRetryError):
+                next_retry = retry.increment(method=method, url=url, error=error)
+        if next_retry is None:
             raise PublishFailed(method, url, None, type(error).__name__) from None
+        next_retry.sleep()
+        return next_retry
 
     def _collection_url(self, collection_id: str) -> str:
         return f"{self.api_url}/collections/{quote(collection_id, safe='')}"
