@@ -38,7 +38,7 @@ from dlt_stac.publish.checks import item_problem, publish_digest, published_cont
 from dlt_stac.publish.inputs import CollectionInput, inputs_of
 from dlt_stac.publish.plan import item_changes
 from dlt_stac.publish.prefixes import prefixes_of, token_claims
-from dlt_stac.publish.transactions import WriteRejected
+from dlt_stac.publish.transactions import PublishRefused, WriteRejected
 
 from terrabyte_pipeline import print_error, terrabyte_credentials
 
@@ -174,7 +174,7 @@ def publish(argv: list[str]) -> int:
         for source in sources:
             try:
                 rejections += publish_collection(pipeline, writer, refusals, source, args, settings).rejections
-            except (CollectionNotPublishable, WriteRejected) as error:
+            except (CollectionNotPublishable, PublishRefused, WriteRejected) as error:
                 print_error(error)
                 refused_collections += 1
     except (StacSourceError, FileNotFoundError, PipelineStepFailed) as error:

@@ -10,14 +10,25 @@ from stack.processes import ServerProcess, free_port
 
 SEARCH_SCOPE = "stac:search"
 """A scope the tests' provider never grants: with `search_needs_scope`, searching is refused with 403."""
+WRITE_SCOPE = "stac:write"
+"""Another: with `writes_need_scope`, creating, replacing and deleting collections and items is refused with 403."""
+WRITES = {"^/collections(/.*)?$": [["POST", WRITE_SCOPE], ["PUT", WRITE_SCOPE], ["DELETE", WRITE_SCOPE]]}
 
 
 class AuthProxy:
-    def __init__(self, workdir: Path, upstream_url: str, discovery_url: str, search_needs_scope: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        upstream_url: str,
+        discovery_url: str,
+        search_needs_scope: bool = False,
+        writes_need_scope: bool = False,
+    ) -> None:
         self.workdir = Path(workdir)
         self.upstream_url = upstream_url
         self.discovery_url = discovery_url
         self.search_needs_scope = search_needs_scope
+        self.writes_need_scope = writes_need_scope
         self.port = free_port()
         self.process: ServerProcess | None = None
 
@@ -42,6 +53,7 @@ class AuthProxy:
 
     def _env(self) -> dict[str, str]:
         private = {"^/search$": [["POST", SEARCH_SCOPE], ["GET", SEARCH_SCOPE]]} if self.search_needs_scope else {}
+        private |= WRITES if self.writes_need_scope else {}
         return {
             "UPSTREAM_URL": self.upstream_url,
             "OIDC_DISCOVERY_URL": self.discovery_url,

@@ -8,6 +8,7 @@ import gzip
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -417,3 +418,34 @@ def test_a_publish_through_a_faulty_connection_retries_and_ends_exact(
     }
     assert summary_of(again, collection_id).endswith("created 0, updated 0, unchanged 30, deleted 0, rejected 0")
     plain.delete_collection(collection_id)
+
+
+@pytest.fixture(scope="module")
+def write_refusing_proxy(
+    stack_workdir: Path, pgstac_server: Any, session_oidc_provider: OidcTestProvider
+) -> Iterator[AuthProxy]:
+    """stac-auth-proxy that lets the test user read, and refuses its writes (403): a collection it may not write."""
+    proxy = AuthProxy(stack_workdir, pgstac_server.url, session_oidc_provider.discovery_url, writes_need_scope=True)
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def test_a_collection_the_api_refuses_to_write_is_named_with_the_rule_and_the_others_go_on(
+    write_refusing_proxy: AuthProxy, oidc_provider: OidcTestProvider, sample_catalog: CatalogFolder, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    renamed_sample(source, sample_catalog, "test-user.refused-")
+
+    result = run_publish(tmp_path, publish_env(tmp_path, oidc_provider), write_refusing_proxy.url, str(source))
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: The STAC API refused to write collection `test-user.refused-{name}` (HTTP 403 at "
+        f"{write_refusing_proxy.url}/collections): Insufficient permissions. Required scopes: stac:write. On "
+        "terrabyte you may write only collections "
+        "whose id starts with your user name or a DSS container of yours and a dot; check the collection id, or ask "
+        "the container's managers for write access."
+        for name in sorted(ACCEPTED_COLLECTIONS)
+    ]
