@@ -46,6 +46,13 @@ class AuthProxy:
         self.process = ServerProcess("stac-auth-proxy", command, log_file, self._env())
         self.process.wait_until_ready(f"{self.url}/healthz")
 
+    def __enter__(self) -> AuthProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()

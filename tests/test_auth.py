@@ -233,10 +233,8 @@ def search_scoped_proxy(
     tmp_path: Path, pgstac_server: PgstacServer, oidc_provider: OidcTestProvider
 ) -> Iterator[AuthProxy]:
     """A proxy where searching needs a scope that the provider never grants: 403 on /search."""
-    proxy = AuthProxy(tmp_path, pgstac_server.url, oidc_provider.discovery_url, search_needs_scope=True)
-    proxy.start()
-    yield proxy
-    proxy.stop()
+    with AuthProxy(tmp_path, pgstac_server.url, oidc_provider.discovery_url, search_needs_scope=True) as proxy:
+        yield proxy
 
 
 def test_a_forbidden_search_fails_the_run_with_a_clear_error(

@@ -94,6 +94,13 @@ def as_served(item: dict[str, Any]) -> dict[str, Any]:
     return without_nulls({key: value for key, value in item.items() if key != "links"})
 
 
+def summary(collection_id: str, collection: str, created: int = 0, updated: int = 0, unchanged: int = 0,
+            deleted: int = 0, rejected: int = 0) -> str:  # fmt: skip
+    """The summary line of a publish of one collection."""
+    return (f"{collection_id}: collection {collection}; items created {created}, updated {updated}, "
+            f"unchanged {unchanged}, deleted {deleted}, rejected {rejected}")  # fmt: skip
+
+
 def summary_of(result: subprocess.CompletedProcess[str], collection_id: str) -> str:
     [line] = [line for line in result.stdout.splitlines() if line.startswith(f"{collection_id}")]
     return line
@@ -117,10 +124,7 @@ def test_a_publish_round_trips_and_a_second_one_changes_only_what_changed(
 
     assert first.returncode == 0, first.stderr
     for collection_id, items in written.items():
-        assert summary_of(first, collection_id) == (
-            f"{collection_id}: collection created; items created {len(items)}, updated 0, unchanged 0, deleted 0, "
-            "rejected 0"
-        )
+        assert summary_of(first, collection_id) == summary(collection_id, "created", created=len(items))
         held = held_items(api, collection_id)
         assert {item_id: as_served(item) for item_id, item in held.items()} == {
             item["id"]: as_served(item) for item in items
@@ -132,10 +136,7 @@ def test_a_publish_round_trips_and_a_second_one_changes_only_what_changed(
 
     assert again.returncode == 0, again.stderr
     for collection_id, items in written.items():
-        assert summary_of(again, collection_id) == (
-            f"{collection_id}: collection unchanged; items created 0, updated 0, unchanged {len(items)}, deleted 0, "
-            "rejected 0"
-        )
+        assert summary_of(again, collection_id) == summary(collection_id, "unchanged", unchanged=len(items))
 
     joplin = "test-user.round-trip-joplin"
     edited, dropped, *kept = written[joplin]
@@ -145,9 +146,9 @@ def test_a_publish_round_trips_and_a_second_one_changes_only_what_changed(
     dry = run_publish(tmp_path, env, auth_proxy.url, "--dry-run", "--delete-missing", str(source / joplin))
     changed = run_publish(tmp_path, env, auth_proxy.url, "--delete-missing", str(source / joplin))
 
-    expected = f"collection unchanged; items created 0, updated 1, unchanged {len(kept)}, deleted 1, rejected 0"
-    assert summary_of(dry, joplin) == f"{joplin} (dry run: what would change): {expected}"
-    assert summary_of(changed, joplin) == f"{joplin}: {expected}"
+    expected = summary(joplin, "unchanged", updated=1, unchanged=len(kept), deleted=1)
+    assert summary_of(dry, joplin) == expected.replace(":", " (dry run: what would change):", 1)
+    assert summary_of(changed, joplin) == expected
     held = held_items(api, joplin)
     assert set(held) == {edited["id"], *(item["id"] for item in kept)}
     assert held[edited["id"]]["properties"]["test:edited"] is True
@@ -180,9 +181,7 @@ def test_items_that_are_not_valid_stac_or_that_the_api_refuses_are_said_and_the_
     result = run_publish(tmp_path, publish_env(tmp_path, oidc_provider), auth_proxy.url, str(folder))
 
     assert result.returncode == 3, result.stderr
-    assert summary_of(result, collection_id) == (
-        f"{collection_id}: collection created; items created {len(good)}, updated 0, unchanged 0, deleted 0, rejected 5"
-    )
+    assert summary_of(result, collection_id) == summary(collection_id, "created", created=len(good), rejected=5)
     rejected = sorted(line for line in result.stderr.splitlines() if line.startswith("  rejected "))
     assert rejected == sorted([
         f"  rejected {collection_id}/(no id): the item has no id",
@@ -322,10 +321,7 @@ def test_the_tables_the_main_job_loaded_publish_back_as_the_items_they_were(
     for name in collections:
         items = list(sample_catalog.files_of(name).items())
         collection_id = f"test-user.{destination}-{name}"
-        assert summary_of(published, collection_id) == (
-            f"{collection_id}: collection created; items created {len(items)}, updated 0, unchanged 0, deleted 0, "
-            "rejected 0"
-        )
+        assert summary_of(published, collection_id) == summary(collection_id, "created", created=len(items))
         held = held_items(api, collection_id)
         assert {item_id: as_served({**item, "collection": name}) for item_id, item in held.items()} == {
             item["id"]: as_served(item) for item in items
@@ -360,10 +356,7 @@ def test_a_stac_geoparquet_file_publishes_into_its_collection_which_must_exist(
         "first (publish_pipeline.py create-collection <collection.json>)"
     )
     assert published.returncode == 0, published.stderr[-3000:]
-    assert summary_of(published, collection_id) == (
-        f"{collection_id}: collection unchanged (the source has none); items created 30, updated 0, unchanged 0, "
-        "deleted 0, rejected 0"
-    )
+    assert summary_of(published, collection_id) == summary(collection_id, "unchanged (the source has none)", 30)
     assert set(held_items(api, collection_id)) == {item["id"] for item in items}
 
 
@@ -416,7 +409,7 @@ def test_a_publish_through_a_faulty_connection_retries_and_ends_exact(
     assert {item_id: publish_digest(item) for item_id, item in held_items(plain, collection_id).items()} == {
         item["id"]: publish_digest(item) for item in items
     }
-    assert summary_of(again, collection_id).endswith("created 0, updated 0, unchanged 30, deleted 0, rejected 0")
+    assert summary_of(again, collection_id) == summary(collection_id, "unchanged", unchanged=30)
     plain.delete_collection(collection_id)
 
 
@@ -425,10 +418,10 @@ def write_refusing_proxy(
     stack_workdir: Path, pgstac_server: Any, session_oidc_provider: OidcTestProvider
 ) -> Iterator[AuthProxy]:
     """stac-auth-proxy that lets the test user read, and refuses its writes (403): a collection it may not write."""
-    proxy = AuthProxy(stack_workdir, pgstac_server.url, session_oidc_provider.discovery_url, writes_need_scope=True)
-    proxy.start()
-    yield proxy
-    proxy.stop()
+    with AuthProxy(
+        stack_workdir, pgstac_server.url, session_oidc_provider.discovery_url, writes_need_scope=True
+    ) as proxy:
+        yield proxy
 
 
 def test_a_collection_the_api_refuses_to_write_is_named_with_the_rule_and_the_others_go_on(
