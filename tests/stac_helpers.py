@@ -47,7 +47,7 @@ SOUTH_ALABAMA_BOX = (-87.5, 30.3, -86.5, 30.8)
 
 
 def naip_in_box(pipeline: dlt.Pipeline, west: float, south: float, east: float, north: float) -> set[str]:
-    """The README's bbox query: the naip items whose bbox overlaps a box; the same SQL runs on DuckDB and Postgres."""
+    """docs/tables.md's bbox query: the naip items whose bbox overlaps a box; the same SQL runs on DuckDB and Postgres."""
     found = query(
         pipeline,
         f"SELECT id FROM {{items}} WHERE collection = 'naip' AND bbox_east >= {west} AND bbox_west <= {east}"
@@ -66,7 +66,7 @@ def overlapping(items: Any, west: float, south: float, east: float, north: float
 
 
 def image_hrefs(pipeline: dlt.Pipeline) -> dict[str, str]:
-    """The README's query for asset hrefs by asset key; the same SQL runs on DuckDB and Postgres."""
+    """docs/tables.md's query for asset hrefs by asset key; the same SQL runs on DuckDB and Postgres."""
     return dict(query(pipeline, "SELECT id, assets -> 'image' ->> 'href' FROM {items} WHERE collection = 'naip'"))
 
 

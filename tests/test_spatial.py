@@ -1,4 +1,4 @@
-"""Spatial SQL on the loaded footprints, as the README shows it: DuckDB's spatial extension (installed from its PyPI
+"""Spatial SQL on the loaded footprints, as docs/tables.md shows it: DuckDB's spatial extension (installed from its PyPI
 wheel by the main job, then loaded by DuckDB on its own), and PostGIS geometry with a GIST index in Postgres."""
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def ids_containing(x: float, y: float) -> list[tuple[str]]:
     return sorted((item["id"],) for item in naip_items() if within_ring(item["geometry"]["coordinates"][0], x, y))
 
 
-def test_the_readme_shows_the_spatial_queries_tested_here() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    assert DUCKDB_QUERY in readme and POSTGIS_QUERY in readme
+def test_the_docs_show_the_spatial_queries_tested_here() -> None:
+    tables = (PROJECT_ROOT / "docs" / "tables.md").read_text()
+    assert DUCKDB_QUERY in tables and POSTGIS_QUERY in tables
     assert len(ids_containing(*POINT)) == 7
 
 
