@@ -47,7 +47,7 @@ SOUTH_ALABAMA_BOX = (-87.5, 30.3, -86.5, 30.8)
 
 
 def naip_in_box(pipeline: dlt.Pipeline, west: float, south: float, east: float, north: float) -> set[str]:
-    """docs/tables.md's bbox query: the naip items whose bbox overlaps a box; the same SQL runs on DuckDB and Postgres."""
+    """docs/tables.md's bbox query: the naip items whose bbox overlaps a box; the same SQL on DuckDB and Postgres."""
     found = query(
         pipeline,
         f"SELECT id FROM {{items}} WHERE collection = 'naip' AND bbox_east >= {west} AND bbox_west <= {east}"

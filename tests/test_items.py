@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -531,3 +532,28 @@ def test_a_checkpoint_whose_parts_are_read_and_found_empty_is_dropped(pgstac_ser
     reading.save_checkpoint(state)
 
     assert state == {"cursors": {}}
+
+
+def test_pipeline_run_loads_one_package_and_says_how_much_is_left_and_what_loads_it_all(
+    pgstac_server: PgstacServer, duckdb_pipeline: dlt.Pipeline, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.WARNING, logger="dlt")
+    monkeypatch.setattr(logging.getLogger("dlt"), "handlers", [caplog.handler])  # dlt's logger does not propagate
+    source = stac(url=pgstac_server.url, collections=["naip"], page_size=100, package_size=250).with_resources("items")
+
+    duckdb_pipeline.run(source)
+
+    loaded = rows_loaded(duckdb_pipeline)
+    warnings = [record.getMessage() for record in caplog.records if record.getMessage().startswith("stac: ")]
+    assert warnings == [
+        f"stac: `items` loaded {loaded:,} items in 1 load package(s), and about {1000 - loaded:,} of 1,000 items are "
+        "left to read: pipeline.run(source) loads one package per resource. Load them all with "
+        "run_in_packages(pipeline, source) (from dlt_stac import run_in_packages), or run the pipeline again for the "
+        "next package."
+    ]
+    caplog.clear()
+    report = run_in_packages(duckdb_pipeline, source)
+    assert sum(report.rows().values()) >= 1000 - loaded
+    assert query(duckdb_pipeline, "SELECT COUNT(*), COUNT(DISTINCT id) FROM {items}") == [(1000, 1000)]
+    assert not [record for record in caplog.records if record.getMessage().startswith("stac: ")]

@@ -1,9 +1,13 @@
 """A dlt source for STAC APIs: collections, items and named searches, loaded incrementally on datetime (or on
 `updated`, where the items carry it and the API filters on it; see `cursor_fields.py`).
 
-    pipeline.run(stac(url="https://stac.terrabyte.lrz.de/public/api", collections=["sentinel-2-c1-l2a"]))
+    from dlt_stac import run_in_packages, stac
 
-Every argument can come from `.dlt/config.toml` under `[sources.stac]`; see that file for each key.
+    source = stac(url="https://stac.terrabyte.lrz.de/public/api", collections=["sentinel-2-c1-l2a"])
+    report = run_in_packages(pipeline, source)  # every item, in load packages of bounded size
+
+`pipeline.run(source)` loads one package per resource, and warns how much is left to read. Every argument can
+come from `.dlt/config.toml` under `[sources.stac]`; see that file for each key.
 """
 
 from __future__ import annotations
@@ -13,18 +17,23 @@ from datetime import datetime
 from typing import Any
 
 import dlt
+from dlt.common import logger
 from dlt.sources import DltResource
 
 from .api import StacApi, open_api
 from .auth import StacApiCredentials
+from .errors import StacSourceError
 from .extract import REJECTED_ITEMS_TABLE
-from .reading import PackageLimits, ReadingAcrossPackages, items_reading, search_reading
+from .reading import PackageLimits, Reading, ReadingAcrossPackages, items_reading, search_reading
 from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection
 from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row, content_hash
+from .runs import RunReport, run_in_packages, running_in_packages
 from .searches import NamedSearch, checked_search
 from .settings import at_least_one, positive, window_settings
 from .tables import quiet_json_text_hints
 from .windows import WindowSettings
+
+__all__ = ["RunReport", "StacApiCredentials", "StacSourceError", "run_in_packages", "stac"]
 
 ITEM_KEY = ("collection", "id")
 
@@ -204,6 +213,23 @@ def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Itera
     reading.saved(state)
     read = package.read_for_package  # in the package's extract metrics (its trace), for what a run cost
     dlt.current.resource_metrics().update(pages_read=read.pages, items_read=read.items)
+    if not package.finished and not running_in_packages():
+        logger.warning(left_to_read(table, package))
+
+
+def left_to_read(table: str, package: Reading) -> str:
+    """The warning of a package that leaves items to read, when the source runs by `pipeline.run`."""
+    loaded = sum(package.loaded_by_key.values())
+    left = (
+        f"about {package.expected_items - loaded:,} of {package.expected_items:,} items are"
+        if (package.expected_items and package.expected_items > loaded)
+        else "more items are"
+    )
+    return (
+        f"stac: `{table}` loaded {loaded:,} items in {package.packages} load package(s), and {left} left to read: "
+        "pipeline.run(source) loads one package per resource. Load them all with run_in_packages(pipeline, "
+        "source) (from dlt_stac import run_in_packages), or run the pipeline again for the next package."
+    )
 
 
 def reconcile_resource(reconciler: Reconciler, package: PackageLimits) -> DltResource:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +43,24 @@ from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 from .checkpoints import cursor_field_names, has_unread_parts
 from .reconcile import is_reconciling
 
-__all__ = ["PackageRows", "ResumedPackage", "RunReport", "run_in_packages"]
+__all__ = ["PackageRows", "ResumedPackage", "RunReport", "run_in_packages", "running_in_packages"]
+
+_in_packages: ContextVar[bool] = ContextVar("stac_run_in_packages", default=False)
+"""Whether the source runs under `run_in_packages`, which loads every package: then a package that leaves items to
+read says nothing of it."""
+
+
+def running_in_packages() -> bool:
+    return _in_packages.get()
+
+
+@contextmanager
+def _packages_run() -> Iterator[None]:
+    token = _in_packages.set(True)
+    try:
+        yield
+    finally:
+        _in_packages.reset(token)
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,11 @@ def run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefresh
     `refresh` applies to the first package only (e.g. "drop_sources"). Raises `PipelineStepFailed` as
     `pipeline.run` does, and on a package with failed jobs.
     """
+    with _packages_run():
+        return _run_in_packages(pipeline, source, refresh)
+
+
+def _run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefreshMode | None) -> RunReport:
     report = RunReport()
     pipeline.sync_destination()
     if pipeline.has_pending_data:
