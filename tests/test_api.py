@@ -51,8 +51,14 @@ def test_collections_and_search_come_from_the_landing_page_links(api_under_a_pre
     api = opened(api_under_a_prefix)
 
     assert [collection["id"] for collection in api.collections] == ["c"]
-    assert [path for _, path, _ in api_under_a_prefix.received] == ["/", "/catalog/collections?limit=250"]
+    opening = [path for _, path, _ in api_under_a_prefix.received]
+    assert opening == ["/", "/catalog/collections?limit=250", *["/catalog/search"] * 3, "/queryables"], (
+        "opened: the landing page, the collections, the probes of Sort and Filter and the queryables, once"
+    )
     assert api.search_url == f"{api_under_a_prefix.url}/catalog/search"
+    assert (api.capabilities.sort_prefix, api.capabilities.filters_hold) == ("properties.", True)
+    assert api.search(collections=["c"]).url == api.search_url
+    assert len(api_under_a_prefix.received) == len(opening), "what it can do is known: nothing more is asked"
 
 
 def test_classes_declared_at_1_1_pass_pystac_clients_checks_and_a_missing_one_is_warned(

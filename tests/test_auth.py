@@ -237,17 +237,15 @@ def search_scoped_proxy(
         yield proxy
 
 
-def test_a_forbidden_search_fails_the_run_with_a_clear_error(
-    search_scoped_proxy: AuthProxy, oidc_provider: OidcTestProvider, duckdb_pipeline: dlt.Pipeline
+def test_a_forbidden_search_fails_before_anything_loads_with_a_clear_error(
+    search_scoped_proxy: AuthProxy, oidc_provider: OidcTestProvider
 ) -> None:
-    source = stac(url=search_scoped_proxy.url, collections=["joplin"],
-                  credentials=credentials(oidc_provider, refresh_token=oidc_provider.start_session()))  # fmt: skip
-
-    with pytest.raises(PipelineStepFailed) as failed:
-        duckdb_pipeline.run(source)
+    with pytest.raises(AccessDenied) as refused:  # opening the API probes how it sorts, with a search
+        stac(url=search_scoped_proxy.url, collections=["joplin"],
+             credentials=credentials(oidc_provider, refresh_token=oidc_provider.start_session()))  # fmt: skip
 
     refusal = f"The STAC API refused access at {search_scoped_proxy.url}/search (HTTP 403) with a current access token"
-    assert refusal in str(failed.value)
+    assert refusal in str(refused.value)
 
 
 def test_the_token_cache_is_read_and_a_rotated_token_written_back(

@@ -169,9 +169,9 @@ def test_a_server_error_after_some_packages_keeps_them_and_the_rerun_goes_on_fro
     with FaultProxy(pgstac_server.url, faults) as proxy:
         options: dict[str, Any] = {"collections": ["naip"], "page_size": 100, "package_size": 200, **FAST_RETRIES}
         source = stac(url=proxy.url, concurrency=1, **options).with_resources("items")
-        # the probes of the sort, of the filters and for `updated`, the queryables and five pages pass (two packages
-        # of 200), then it fails for good
-        faults.every, faults.requests_seen = 1, -9
+        # opening the API probed the sort and the filters and read the queryables; the probe for `updated` and five
+        # pages pass (two packages of 200), then it fails for good
+        faults.every, faults.requests_seen = 1, -6
         with pytest.raises(PipelineStepFailed, match=r"cannot be read at .*/search: the server answered 503"):
             run_in_packages(duckdb_pipeline, source)
         assert query(duckdb_pipeline, "SELECT COUNT(*) FROM {items}") == [(400,)]
@@ -191,9 +191,9 @@ def test_a_permanent_error_is_not_retried_and_named(
     faults = Faults(status=status, retry_after=None)
     with FaultProxy(pgstac_server.url, faults) as proxy:
         source = stac(url=proxy.url, collections=["naip"], page_size=100, concurrency=1, **FAST_RETRIES)
-        # the probes of the sort, of the filters and for `updated`, the queryables and three pages pass, then every
-        # request is refused
-        faults.every, faults.requests_seen = 1, -7
+        # opening the API probed the sort and the filters and read the queryables; the probe for `updated` and three
+        # pages pass, then every request is refused
+        faults.every, faults.requests_seen = 1, -4
         with pytest.raises(PipelineStepFailed, match=rf"cannot be read at .*/search: the server answered {status}"):
             duckdb_pipeline.run(source.with_resources("items"))
 

@@ -29,10 +29,10 @@ from tests.stac_helpers import (
 )
 
 SORT_PROBE = 1
-"""The `limit=1` search with which a run finds out, once, how the API sorts (`StacApi.sort_prefix`)."""
+"""The `limit=1` search with which a run finds out, once, how the API sorts (`Capabilities.sort_prefix`)."""
 FILTER_PROBE = 1
 """The `limit=1` search with which a run finds out, once, whether the API's filters hold as CQL2 defines them
-(`StacApi.filters_hold`), before it asks about several collections at once or leaves ids out."""
+(`Capabilities.filters_hold`), before it asks about several collections at once or leaves ids out."""
 
 
 def searches_sent(faults: Faults, method: str) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from dlt_stac.api import IDS_BYTES_AT_MOST
+from dlt_stac.capabilities import IDS_BYTES_AT_MOST
 from dlt_stac.cursor_fields import DATETIME
 from dlt_stac.windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
 

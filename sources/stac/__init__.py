@@ -252,7 +252,7 @@ def reconcile_resource(reconciler: Reconciler, package: PackageLimits) -> DltRes
 @dlt.resource(write_disposition="replace", selected=False)
 def queryables(api: StacApi) -> Iterator[dict[str, Any]]:
     """The API's queryables (filter extension): one row per property, with its JSON schema."""
-    for name, schema in api.queryables().get("properties", {}).items():
+    for name, schema in api.read_queryables().get("properties", {}).items():
         yield {"name": name, "title": schema.get("title"), "type": schema.get("type"), "definition": schema}
 
 

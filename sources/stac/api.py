@@ -1,4 +1,4 @@
-"""A STAC API as this source sees it: conformance, collections, the sort order it honours, and item pages.
+"""A STAC API as this source sees it: conformance, collections, what it can do (probed once), and item pages.
 
 Built on pystac-client's `Client` and `ItemSearch` (parameter checking and formatting) and on our
 own page loop (`paging.py`). It knows nothing about tables.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator
-from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urljoin
 
@@ -22,6 +22,7 @@ from pystac_client.mixins import QUERYABLES_REL
 from pystac_client.stac_api_io import StacApiIO
 
 from .auth import StacApiCredentials, authorizer_for
+from .capabilities import Capabilities
 from .errors import (
     BadPage,
     ItemSearchNeeded,
@@ -38,18 +39,13 @@ from .stac_io import SignedStacApiIO, stac_api_io
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
 PROPERTY_PREFIX = "properties."
 SEARCH_METHODS = ("POST", "GET")
-IDS_BYTES_AT_MOST = {"POST": 768 * 1024, "GET": 2 * 1024}
-"""What the ids that a search leaves out by name may take of its request (`CursorField._excluded`): of a POST
-body, 768 KB, as nginx, a usual proxy in front of an API, refuses bodies over 1 MB unless told otherwise (20,000
-ids of 28 characters take 620 KB); of a GET URL, 2 KB, as nginx refuses request lines over 8 KB. A search of
-several collections shares it among them."""
 _LACKS_ABSENT = {"op": "isNull", "args": [{"property": "dlt_stac:no_item_has_this"}]}
 _NO_SUCH_ITEM = {"op": "in", "args": [{"property": "id"}, ["dlt-stac-no-such-item"]]}
 _MET_BY_EVERY_ITEM = {
     "op": "and",
     "args": [_LACKS_ABSENT, {"op": "not", "args": [{"op": "and", "args": [_LACKS_ABSENT, _NO_SUCH_ITEM]}]}],
 }
-"""A filter that every item meets where filters hold as CQL2 defines them (`StacApi.filters_hold`): it lacks a
+"""A filter that every item meets where filters hold as CQL2 defines them (`Capabilities.filters_hold`): it lacks a
 property that no item has, and it is not both that and an item that does not exist."""
 REFUSAL_STATUSES = frozenset({400, 422, 500, 501})
 """What a server that cannot do what a probe asks answers, every time; other failures (no answer, 429 or 502-504
@@ -67,7 +63,14 @@ def declares(conforms_to: list[str], conformance: ConformanceClasses) -> bool:
     return any(pattern.match(uri) for uri in conforms_to)
 
 
+class MethodRefused(Exception):
+    """A probe sent by POST was answered 405: the API searches by GET."""
+
+
 class StacApi:
+    """One STAC API, opened: its landing page's endpoints, its collections and its `Capabilities`, all read when
+    it is opened (`StacApi.open`). After that only searches and the queryables resource send requests."""
+
     def __init__(self, url: str, client: Client, stac_io: StacApiIO, page_size: int, search_method: str) -> None:
         self.url = url
         self.client = client
@@ -75,9 +78,6 @@ class StacApi:
         self.page_size = page_size
         """Entries per page asked of /collections (`limit`; a server that pages collections by another rule
         ignores it). Searches set their own `limit`."""
-        self.search_method = _method_offered(client, search_method)
-        """How searches are sent: POST (a JSON body) or GET (a query string, the filter as CQL2 text); POST turns
-        into GET where the landing page's search links offer GET only, or where a POST search is answered 405."""
         self.declared = list(client.get_conforms_to())
         """The conformance classes the landing page declares."""
         for conformance in ConformanceClasses:  # so that pystac-client's own checks know the 1.1 classes too
@@ -86,6 +86,10 @@ class StacApi:
         self.search_url = self._href(client.get_search_link(), "search")
         self.collections_url = self._href(client.get_single_link("data"), "collections")
         self.queryables_url = self._href(client.get_single_link(QUERYABLES_REL), "queryables")
+        self.collections = self._read_collections()
+        """Every collection the API shows."""
+        self.capabilities = self._probed_capabilities(_method_offered(client, search_method))
+        """What the API can do, probed once, here."""
 
     def _href(self, link: Link | None, conventional_path: str) -> str:
         """Where a link of the landing page leads; the conventional path if there is no such link."""
@@ -93,7 +97,8 @@ class StacApi:
 
     @classmethod
     def open(cls, url: str, stac_io: StacApiIO, page_size: int = 250, search_method: str = "POST") -> StacApi:
-        """Reads the landing page; raises a clear error if it is unreachable or not a STAC API."""
+        """Reads the landing page and the collections, and probes what the API can do; raises a clear error if it
+        is unreachable or not a STAC API."""
         try:
             client = Client.open(url, stac_io=stac_io)
         except APIError as error:
@@ -119,10 +124,25 @@ class StacApi:
     def conformance_classes(self) -> list[str]:
         return list(self.declared)
 
-    @cached_property
-    def collections(self) -> list[dict[str, Any]]:
-        """Every collection the API shows, read once (all pages of /collections, `page_size` a page: servers
-        default to 10, which makes a catalog of 1,000 collections cost 100 requests)."""
+    @property
+    def search_method(self) -> str:
+        return self.capabilities.search_method
+
+    @property
+    def sorts(self) -> bool:
+        return self.capabilities.sorts
+
+    @property
+    def filters_hold(self) -> bool:
+        return self.capabilities.filters_hold
+
+    @property
+    def ids_bytes_at_most(self) -> int:
+        return self.capabilities.ids_bytes_at_most
+
+    def _read_collections(self) -> list[dict[str, Any]]:
+        """Every collection the API shows (all pages of /collections, `page_size` a page: servers default to 10,
+        which makes a catalog of 1,000 collections cost 100 requests)."""
         pages = iter_pages(self.stac_io, self.collections_url, "collections", parameters={"limit": self.page_size})
         return [collection for page in pages for collection in page.entries]
 
@@ -144,20 +164,20 @@ class StacApi:
         return self.first_page(self.search(collections=[collection_id], limit=1)).matched
 
     def search(self, **parameters: Any) -> ItemSearch:
-        """An item search sent by `search_method`, sorted by datetime then id unless `sortby` says otherwise,
-        where the API sorts (its `sortby` then names properties as the API takes them); pystac-client checks and
-        formats the parameters, and writes a CQL2 JSON filter as CQL2 text for GET."""
-        if not self.conforms_to(ConformanceClasses.ITEM_SEARCH):
+        """An item search sent by the API's search method, sorted by datetime then id unless `sortby` says
+        otherwise, where the API sorts (its `sortby` then names properties as the API takes them); pystac-client
+        checks and formats the parameters, and writes a CQL2 JSON filter as CQL2 text for GET."""
+        if not self.capabilities.item_search:
             return self._collection_items(**parameters)
         sortby = parameters.pop("sortby", ASCENDING_BY_DATETIME_THEN_ID)
         if self.sorts:
-            parameters["sortby"] = _named_as(sortby, self.sort_prefix)
+            parameters["sortby"] = _named_as(sortby, self.capabilities.sort_prefix)
         return self._item_search(self.search_method, self.stac_io, **parameters)
 
     def _collection_items(self, **parameters: Any) -> ItemSearch:
         """Where the API has no item search but OGC API Features: the items of one collection, paged from its
         `/collections/{id}/items` by GET with `datetime`, `bbox` and `limit`, which that endpoint takes."""
-        if not self.offers_features:
+        if not self.capabilities.features:
             raise MissingConformance(self.url, "ITEM_SEARCH", "searching items")
         collections = parameters.pop("collections", None) or []
         parameters.pop("sortby", None)  # the API does not sort (`sorts`)
@@ -166,13 +186,6 @@ class StacApi:
             raise ItemSearchNeeded(self.url, ", ".join(asked) if asked else f"{len(collections) or 'all'} collections")
         url = self._items_url(collections[0])
         return ItemSearch(url, method="GET", stac_io=self.stac_io, client=self.client, **parameters)
-
-    @cached_property
-    def offers_features(self) -> bool:
-        """Whether the API pages each collection's items (OGC API Features), as STAC or OGC declares it."""
-        return self.conforms_to(ConformanceClasses.FEATURES) or any(
-            re.search(r"/ogcapi-features-1/[^/]+/conf/core$", uri) for uri in self.declared
-        )
 
     def _items_url(self, collection_id: str) -> str:
         """The collection's `items` link, else where OGC API Features puts its items."""
@@ -187,29 +200,35 @@ class StacApi:
             parameters.pop("filter_lang", None)  # so that pystac-client writes it as CQL2 text
         return ItemSearch(self.search_url, method=method, stac_io=stac_io, client=self.client, **parameters)
 
-    @property
-    def ids_bytes_at_most(self) -> int:
-        """What the ids that a search leaves out by name may take of its request: see `IDS_BYTES_AT_MOST`."""
-        return IDS_BYTES_AT_MOST[self.search_method]
+    def _probed_capabilities(self, method: str) -> Capabilities:
+        """What the API can do, asked with `limit=1` searches by `method`: by GET instead where the API answers a
+        POST probe with 405."""
+        try:
+            return self._capabilities_by(method)
+        except MethodRefused:
+            logger.info(f"The STAC API at {self.url} answered 405 to a POST search: searching by GET")
+            return self._capabilities_by("GET")
 
-    @property
-    def sorts(self) -> bool:
-        """Whether searches can be sorted: see `sort_prefix`."""
-        return self.sort_prefix is not None
+    def _capabilities_by(self, method: str) -> Capabilities:
+        item_search = self.conforms_to(ConformanceClasses.ITEM_SEARCH)
+        features = self.conforms_to(ConformanceClasses.FEATURES) or any(
+            re.search(r"/ogcapi-features-1/[^/]+/conf/core$", uri) for uri in self.declared
+        )
+        probing = item_search and self.conforms_to(ConformanceClasses.SORT)
+        sort_prefix = self._sort_prefix(method) if probing else None
+        filters = item_search and self.conforms_to(ConformanceClasses.FILTER)
+        filters_hold = self._filters_hold(method) if filters else False
+        queryables = self._queryable_properties() if filters else {}
+        return Capabilities(method, item_search, features, sort_prefix, filters_hold, MappingProxyType(queryables))
 
-    @cached_property
-    def sort_prefix(self) -> str | None:
-        """How `sortby` names an item property here: `properties.<name>`, as the API spec writes it, or `<name>`
-        where the server refuses the first but sorts on the second (stac-fastapi-geoparquet does); None where
-        the API does not sort: it declares no Sort extension, or it answers a sorted search with an error that it
-        does not give the same search unsorted (then a warning says what that costs). Asked once, with `limit=1`
-        searches; an error that the unsorted search gets too is not about sorting, and is raised."""
-        if not self.conforms_to(ConformanceClasses.SORT):
-            return None
+    def _sort_prefix(self, method: str) -> str | None:
+        """How `sortby` names an item property here (`Capabilities.sort_prefix`): asked with `limit=1` searches,
+        each way in turn; where the server refuses both but answers the same search unsorted, None (and a warning
+        says what that costs). An error that the unsorted search gets too is not about sorting, and is raised."""
         refusals = []
         for prefix in (PROPERTY_PREFIX, ""):
             try:
-                self._probe(sortby=_named_as(ASCENDING_BY_DATETIME_THEN_ID, prefix))
+                self._probe(method, sortby=_named_as(ASCENDING_BY_DATETIME_THEN_ID, prefix))
             except BadPage as refusal:
                 if refusal.status not in REFUSAL_STATUSES:
                     raise
@@ -219,7 +238,7 @@ class StacApi:
                 logger.info(f"The STAC API at {self.url} sorts by `datetime` but not by `properties.datetime` "
                             f"({refusals[0]}): this run's searches sort by the bare names")  # fmt: skip
             return prefix
-        self._probe(self.stac_io)  # retried as every search is: an error here is not about sorting
+        self._probe(method, retried=True)  # retried as every search is: an error here is not about sorting
         logger.warning(
             f"The STAC API at {self.url} declares the Sort extension but refuses sorted searches ({refusals[0]}); "
             "this run reads items in the server's order: each collection's window is read by one search, not cut "
@@ -227,19 +246,12 @@ class StacApi:
         )
         return None
 
-    @cached_property
-    def filters_hold(self) -> bool:
-        """Whether the API's filters hold as CQL2 defines them for what this source composes: a property that an
-        item lacks is null (the searches about several collections at once ask about a range's `end_datetime` and
-        the items that lack `updated`), and the NOT of an AND is its NOT (the ids left out at a window's start).
-        stac-fastapi-geoparquet 0.0.7 matches nothing on a property its file has no column for, and nothing with
-        `NOT (datetime = t AND id IN (...))`: those searches would find nothing, and the run load nothing. Asked
-        once, with a `limit=1` search that every item meets where they hold. No for an API without the Filter
-        extension; yes for one whose search finds no item at all (its filters have nothing to lose)."""
-        if not self.conforms_to(ConformanceClasses.FILTER):
-            return False
+    def _filters_hold(self, method: str) -> bool:
+        """Whether the API's filters hold as CQL2 defines them (`Capabilities.filters_hold`): asked with a `limit=1`
+        search that every item meets where they hold; yes for an API whose search finds no item at all (its
+        filters have nothing to lose)."""
         try:
-            if self._probe(filter=_MET_BY_EVERY_ITEM, filter_lang="cql2-json").entries:
+            if self._probe(method, filter=_MET_BY_EVERY_ITEM, filter_lang="cql2-json").entries:
                 return True
         except BadPage as refusal:
             if refusal.status not in REFUSAL_STATUSES:
@@ -247,25 +259,46 @@ class StacApi:
             logger.warning(f"The STAC API at {self.url} cannot filter as CQL2 defines it ({refusal}): each collection "
                            "is asked about on its own, and loads by `datetime`")  # fmt: skip
             return False
-        if not self._probe(self.stac_io).entries:
+        if not self._probe(method, retried=True).entries:
             return True
         logger.warning(f"The STAC API at {self.url} finds no item for a filter that every item meets: each collection "
                        "is asked about on its own, and loads by `datetime`")  # fmt: skip
         return False
 
-    def _probe(self, stac_io: StacApiIO | None = None, **parameters: Any) -> Page:
-        """The first page of a `limit=1` search, sent without retries on HTTP 500 (`SignedStacApiIO.probing`)
-        unless another `stac_io` is given."""
-        io = stac_io or self._probe_io
-        return self.first_page(self._item_search(self.search_method, io, limit=1, **parameters), io)
+    def _probe(self, method: str, retried: bool = False, **parameters: Any) -> Page:
+        """The first page of a `limit=1` search by `method`, sent without retries on HTTP 500
+        (`SignedStacApiIO.probing`) unless `retried`; `MethodRefused` where a POST is answered 405."""
+        io = self.stac_io if retried or not isinstance(self.stac_io, SignedStacApiIO) else self.stac_io.probing()
+        search = self._item_search(method, io, limit=1, **parameters)
+        pages = iter_pages(io, search.url, "features", method=method, parameters=search.get_parameters())
+        try:
+            return next(pages)
+        except BadPage as error:
+            if error.status == 405 and method == "POST":
+                raise MethodRefused() from None
+            raise
+        finally:
+            pages.close()
 
-    @cached_property
-    def _probe_io(self) -> StacApiIO:
-        return self.stac_io.probing() if isinstance(self.stac_io, SignedStacApiIO) else self.stac_io
+    def _queryable_properties(self) -> dict[str, Any]:
+        """The JSON schema of each property the API can filter on; none where it has no readable queryables
+        document (the run then goes on without them: nothing but the choice of cursor depends on them)."""
+        try:
+            properties = self.read_queryables().get("properties") or {}
+        except (APIError, StacSourceError, ValueError, TypeError, AttributeError) as error:
+            logger.warning(f"The queryables of {self.queryables_url} cannot be read ({type(error).__name__}): "
+                           "every collection loads by `datetime`")  # fmt: skip
+            return {}
+        return dict(properties) if isinstance(properties, dict) else {}
+
+    def read_queryables(self) -> dict[str, Any]:
+        """The API's queryables document, read now."""
+        self.require(ConformanceClasses.FILTER, "reading queryables")
+        return dict(self.stac_io.read_json(self.queryables_url))
 
     def search_pages(self, search: ItemSearch, stac_io: StacApiIO | None = None) -> Generator[Page, None, None]:
-        """The search's pages, each read when it is asked for. A POST search answered 405 is sent by GET, and so
-        is every search after it."""
+        """The search's pages, each read when it is asked for. A POST search answered 405 (by an API whose probes
+        did not find it out: one that neither sorts nor filters) is sent again by GET."""
         io = stac_io or self.stac_io
         pages = iter_pages(io, search.url, "features", method=search.method, parameters=search.get_parameters())
         try:
@@ -273,8 +306,6 @@ class StacApi:
         except BadPage as error:
             if error.status != 405 or search.method != "POST":
                 raise
-            logger.info(f"The STAC API at {self.url} answered 405 to a POST search: searching by GET")
-            self.search_method = "GET"
             search = self._item_search("GET", io, **_arguments_of(search.get_parameters()))
             pages = iter_pages(io, search.url, "features", method="GET", parameters=search.get_parameters())
         yield from pages
@@ -285,27 +316,6 @@ class StacApi:
             return next(pages)
         finally:
             pages.close()
-
-    def queryables(self) -> dict[str, Any]:
-        self.require(ConformanceClasses.FILTER, "reading queryables")
-        return self._queryables
-
-    def queryable_properties(self) -> dict[str, Any]:
-        """The JSON schema of each property the API can filter on; none where it has no readable queryables
-        document (the run then goes on without them: nothing but the choice of cursor depends on them)."""
-        if not self.conforms_to(ConformanceClasses.FILTER):
-            return {}
-        try:
-            properties = self._queryables.get("properties") or {}
-        except (APIError, StacSourceError, ValueError, TypeError, AttributeError) as error:
-            logger.warning(f"The queryables of {self.queryables_url} cannot be read ({type(error).__name__}): "
-                           "every collection loads by `datetime`")  # fmt: skip
-            return {}
-        return dict(properties) if isinstance(properties, dict) else {}
-
-    @cached_property
-    def _queryables(self) -> dict[str, Any]:
-        return dict(self.stac_io.read_json(self.queryables_url))
 
 
 def _named_as(sortby: SortBy, prefix: str | None) -> SortBy:

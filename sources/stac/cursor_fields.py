@@ -188,11 +188,8 @@ def saved_field(name: str | None, since: datetime | None) -> CursorField:
 def api_filters_on_updated(api: StacApi) -> bool:
     """Whether the API can filter and sort items on `updated` as a timestamp: it sorts, `updated` is a date-time
     queryable (pgstac, for one, compares a property it does not list as text), and its filters find the items
-    that lack `updated` (`StacApi.filters_hold`)."""
-    if not api.sorts:
-        return False
-    definition = api.queryable_properties().get(UPDATED_NAME) or {}
-    return definition.get("format") == "date-time" and api.filters_hold
+    that lack `updated` (`Capabilities.filters_hold`)."""
+    return api.sorts and api.capabilities.filters_on_timestamp(UPDATED_NAME)
 
 
 def chosen_fields(

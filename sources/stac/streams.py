@@ -3,7 +3,7 @@
 Two probes with `limit=1` find where the window's items begin and end and how many there are
 (`numberMatched`); the cut points divide that span evenly, and a window the probe finds empty is not
 searched; a window whose items the many-collection search counted to a page or less is neither probed nor
-cut. Probes need sorted searches (`StacApi.sorts`); without them, or with `concurrency` 1, each window is one
+cut. Probes need sorted searches (`Capabilities.sorts`); without them, or with `concurrency` 1, each window is one
 part. The probes only place the cuts: the parts always cover the whole window, and each item is admitted by exactly
 the part that holds its cursor value (`datetime`, else `start_datetime`; or `updated`, see `cursor_fields.py`).
 A range item that spans a cut is found by the earlier part because STAC's `datetime` parameter matches every
@@ -48,7 +48,7 @@ def collection_search(
     loaded_at_start: frozenset[str] = frozenset(),
 ) -> ItemSearch:
     """The search for `window`'s items of `collection`, in `field`'s order (or its reverse); where the API's
-    filters hold (`StacApi.filters_hold`), without the items `loaded_at_start` (the ids at exactly the window's
+    filters hold (`Capabilities.filters_hold`), without the items `loaded_at_start` (the ids at exactly the window's
     start loaded before; else they are read again and skipped by id)."""
     excluded = loaded_at_start if api.filters_hold else frozenset()
     parameters = field.search_parameters(window, excluded, api.ids_bytes_at_most)
@@ -68,7 +68,7 @@ def windows_with_items(
     saw them all (else None). Found with a search per `COLLECTIONS_PER_SEARCH` collections (each collection's
     window as a CQL2 condition, less the items at its start that were loaded before), `concurrency` at once,
     instead of probes per collection, so that a run over many collections costs what changed. Where the API's
-    filters cannot be trusted with such conditions (`StacApi.filters_hold`), or for one window, all
+    filters cannot be trusted with such conditions (`Capabilities.filters_hold`), or for one window, all
     of them, uncounted.
     """
     if len(windows) < 2 or not api.filters_hold:
