@@ -13,7 +13,7 @@ from pystac_client.warnings import DoesNotConformTo
 
 from dlt_stac.api import StacApi
 from dlt_stac.auth.authorizers import Anonymous
-from dlt_stac.cursor_fields import api_filters_on_updated
+from dlt_stac.probes import api_filters_on_updated
 from dlt_stac.stac_io import stac_api_io
 from stack.recording_api import RecordingApi
 

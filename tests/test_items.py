@@ -18,12 +18,13 @@ from dlt_stac.api import StacApi
 from dlt_stac.auth.authorizers import Anonymous
 from dlt_stac.checkpoints import Part
 from dlt_stac.cursor_fields import DATETIME
+from dlt_stac.probes import cut_windows
 from dlt_stac.reading import PackageLimits, items_reading
-from dlt_stac.rows import item_cursor, item_row, parse_timestamp
+from dlt_stac.rows import item_cursor, item_row
 from dlt_stac.runs import committed_state, run_in_packages
 from dlt_stac.settings import window_settings
 from dlt_stac.stac_io import stac_api_io
-from dlt_stac.streams import cut_windows
+from dlt_stac.timestamps import parse_timestamp
 from dlt_stac.windows import Cursor, Window, WindowFilter
 from stack import CatalogFolder, PgstacServer, RustacServer
 from stack.recording_api import RecordingApi

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .windows import Cursor, Window, WindowFilter, loaded_at_start, optional_timestamp, rfc3339
+from .timestamps import optional_timestamp, rfc3339
+from .windows import Cursor, Window, WindowFilter, loaded_at_start
 
 
 @dataclass

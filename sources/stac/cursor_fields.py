@@ -14,20 +14,15 @@ and `since` (which bounds the acquisition time) then goes into the `datetime` pa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dlt.common import logger
-
-from .api import StacApi
-from .collection_groups import Conditions, collections_per_search, groups_of, items_matched
-from .errors import MalformedItem, StacSourceError
-from .paging import read_concurrently
+from .errors import MalformedItem
 from .rows import item_cursor
-from .windows import Window, WindowSettings, rfc3339
+from .timestamps import rfc3339
+from .windows import Window, WindowSettings
 
 DATETIME_NAME = "datetime"
 UPDATED_NAME = "updated"
@@ -143,7 +138,7 @@ def _within(at_or_after_start: str, at_or_before_end: str, window: Window, end_e
     if window.end is not None:
         comparisons.append(_compare("<" if end_excluded else "<=", at_or_before_end, window.end))
     if not comparisons:
-        return {"op": "not", "args": [_is_null(at_or_after_start)]}
+        return {"op": "not", "args": [is_null(at_or_after_start)]}
     return comparisons[0] if len(comparisons) == 1 else {"op": "and", "args": comparisons}
 
 
@@ -169,60 +164,17 @@ def _not_acquired_within(start: datetime | None, end: datetime | None) -> dict[s
     `datetime` is null (a range item, outside pgstac), the client decides."""
     outside = [_compare("<=", "datetime", start)] if start is not None else []
     outside += [_compare(">=", "datetime", end)] if end is not None else []
-    return {"op": "or", "args": [_is_null("datetime"), *outside]}
+    return {"op": "or", "args": [is_null("datetime"), *outside]}
 
 
 def _compare(op: str, name: str, value: datetime) -> dict[str, Any]:
     return {"op": op, "args": [{"property": name}, {"timestamp": rfc3339(value)}]}
 
 
-def _is_null(name: str) -> dict[str, Any]:
+def is_null(name: str) -> dict[str, Any]:
     return {"op": "isNull", "args": [{"property": name}]}
 
 
 def saved_field(name: str | None, since: datetime | None) -> CursorField:
     """The field a checkpoint names (none: `datetime`, which checkpoints from before the choice name no field)."""
     return DATETIME if name in (None, DATETIME_NAME) else CursorField(str(name), since)
-
-
-def api_filters_on_updated(api: StacApi) -> bool:
-    """Whether the API can filter and sort items on `updated` as a timestamp: it sorts, `updated` is a date-time
-    queryable (pgstac, for one, compares a property it does not list as text), and its filters find the items
-    that lack `updated` (`Capabilities.filters_hold`)."""
-    return api.sorts and api.capabilities.filters_on_timestamp(UPDATED_NAME)
-
-
-def chosen_fields(
-    api: StacApi, collections: list[str], since: datetime | None, page_size: int, concurrency: int
-) -> dict[str, CursorField]:
-    """The field of each collection loaded for the first time: `updated` where the API filters on it and no item
-    of the collection lacks `updated`; else `datetime`. A search per `COLLECTIONS_PER_SEARCH` collections finds
-    those with an item that lacks it, `concurrency` at once.
-
-    An empty collection gets `updated` too, but keeps no checkpoint until something loads: the choice is made
-    again at its next run.
-    """
-    if not collections or not api_filters_on_updated(api):
-        return dict.fromkeys(collections, DATETIME)
-    lacking_updated = dict.fromkeys(collections, _is_null(UPDATED_NAME))
-    searches = [
-        _lacking_updated(api, group, page_size) for group in groups_of(lacking_updated, collections_per_search(api))
-    ]
-    lacking = {collection for _, found in read_concurrently(searches, concurrency) for collection in found}
-    return {
-        collection: DATETIME if collection in lacking else CursorField(UPDATED_NAME, since)
-        for collection in collections
-    }
-
-
-def _lacking_updated(api: StacApi, conditions: Conditions, page_size: int) -> Iterator[set[str]]:
-    """Yields once the collections of `conditions` with an item that lacks `updated`: all of them where the API
-    could not tell."""
-    try:
-        matched = next(items_matched(api, conditions, page_size))
-    except StacSourceError as error:
-        logger.warning(f"{', '.join(conditions)} load by `datetime`: the API could not tell which of their items "
-                       f"lack `updated` ({error})")  # fmt: skip
-        yield set(conditions)
-        return
-    yield set(matched)

@@ -23,9 +23,10 @@ from typing import Any
 
 from .api import StacApi
 from .checkpoints import Checkpoint, Part, parts_end, started_at_cursor
-from .collection_groups import any_of, collections_per_search, items_meeting
-from .cursor_fields import DATETIME, UPDATED_NAME, CursorField, api_filters_on_updated
+from .cursor_fields import DATETIME, UPDATED_NAME, CursorField
+from .cuts import any_of, collections_per_search
 from .paging import read_concurrently
+from .probes import api_filters_on_updated, items_meeting
 from .rows import item_cursor
 from .windows import Cursor, Window, WindowFilter, WindowSettings, loaded_at_start, plan_window
 
@@ -165,7 +166,7 @@ def _maybe_late(
     """The collections that may hold late arrivals: a search per `COLLECTIONS_PER_SEARCH` collections,
     `concurrency` at once."""
     keys = list(windows)
-    size = collections_per_search(api)
+    size = collections_per_search(api.search_method)
     groups = [keys[start : start + size] for start in range(0, len(keys), size)]
     ids_bytes = api.ids_bytes_at_most // size
     searches = [

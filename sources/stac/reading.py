@@ -30,22 +30,14 @@ from .checkpoints import (
     saved_checkpoints,
     started_at_cursor,
 )
-from .collection_groups import collections_per_search
-from .cursor_fields import DATETIME, CursorField, chosen_fields, saved_field
+from .cursor_fields import DATETIME, CursorField, saved_field
+from .cuts import CutWindow, PlannedWindow, bundled, collections_per_search
 from .extract import AdmittedRow, dlt_items, page_rows
 from .late_arrivals import LateArrivals, LateRead, late_arrivals
 from .paging import Page, read_concurrently
+from .probes import bundle_search, chosen_fields, collection_search, cut_windows, windows_with_items
 from .rows import rejected_item_row
 from .searches import NamedSearch
-from .streams import (
-    CutWindow,
-    PlannedWindow,
-    bundle_search,
-    bundled,
-    collection_search,
-    cut_windows,
-    windows_with_items,
-)
 from .tables import ItemTables
 from .windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
 
@@ -357,7 +349,7 @@ def items_reading(
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
     planned = [(collection, fields[collection], window) for collection, window in windows.items()]
     planned, counted = windows_with_items(api, planned, cursors, page_size, concurrency)
-    bundles, planned = bundled(planned, counted, page_size, collections_per_search(api))
+    bundles, planned = bundled(planned, counted, page_size, collections_per_search(api.search_method))
     cut = cut_windows(api, planned, page_size, concurrency, counted)
     cuts = dict(zip([collection for collection, _, _ in planned], cut, strict=True))
     sorted_ = api.sorts

@@ -43,7 +43,8 @@ from .extract import REJECTED_ITEMS_TABLE, AdmittedRow, dlt_items, page_rows
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading
 from .rows import CONTENT_HASH, DELETED
 from .tables import ItemTables
-from .windows import WindowSettings, optional_timestamp, rfc3339
+from .timestamps import optional_timestamp, rfc3339
+from .windows import WindowSettings
 
 LISTING_TABLE = "_stac_listing"
 LISTING_COLUMNS: TTableSchemaColumns = {

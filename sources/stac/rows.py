@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-import pendulum
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
 from .errors import MalformedItem
+from .timestamps import parse_timestamp
 
 ITEM_KEYS = ("id", "collection", "geometry", "bbox", "assets", "links", "type", "stac_version", "stac_extensions")
 """The item's top-level keys, in the order of the table's first columns."""
@@ -75,18 +75,6 @@ REJECTED_ITEM_COLUMNS: TTableSchemaColumns = {
     "raw_json": {"data_type": "text", "nullable": False},
     "rejected_at": timestamp_column(),
 }
-
-
-def parse_timestamp(value: str) -> datetime:
-    """An RFC 3339 timestamp as an aware datetime; one without an offset is taken as UTC."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        lenient = pendulum.parse(value, exact=True)  # formats Python 3.10's fromisoformat lacks
-        if not isinstance(lenient, datetime):
-            raise ValueError(f"{value!r} is a date or time, not a timestamp") from None
-        parsed = lenient
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _timestamp_property(properties: dict[str, Any], name: str) -> datetime | None:

@@ -12,7 +12,7 @@ from pystac_client import ItemSearch
 
 from .api import StacApi
 from .errors import InvalidSearch, ItemSearchNeeded, StacSourceError
-from .rows import parse_timestamp
+from .timestamps import parse_timestamp
 from .windows import Window
 
 

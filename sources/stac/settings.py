@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from dlt.extract.incremental.context import get_interval_context
 
 from .errors import StacSourceError
-from .rows import parse_timestamp
+from .timestamps import parse_timestamp
 from .windows import WindowSettings
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .rows import parse_timestamp
+from .timestamps import parse_timestamp, rfc3339
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,6 @@ def latest(first: datetime | None, second: datetime | None) -> datetime | None:
 
 def earliest(first: datetime | None, second: datetime | None) -> datetime | None:
     return second if first is None else first if second is None else min(first, second)
-
-
-def rfc3339(value: datetime | None) -> str:
-    return ".." if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def optional_timestamp(value: str | None) -> datetime | None:
-    return None if value is None else parse_timestamp(value)
 
 
 @dataclass

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from ..rows import TIMESTAMP_PROPERTIES, parse_timestamp
+from ..rows import TIMESTAMP_PROPERTIES
+from ..timestamps import parse_timestamp
 from .files import NotJson
 
 SERVER_WRITTEN_LINKS = frozenset({"self", "root", "parent", "collection", "items", "next", "prev"})
