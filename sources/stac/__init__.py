@@ -22,6 +22,7 @@ from dlt.sources import DltResource
 
 from .api import StacApi, open_api
 from .auth import StacApiCredentials
+from .checkpoints import cursor_field_names
 from .errors import StacSourceError
 from .extract import REJECTED_ITEMS_TABLE
 from .reading import PackageLimits, Reading, ReadingAcrossPackages, items_reading, search_reading
@@ -179,6 +180,7 @@ def items(reading: ReadingAcrossPackages, package: PackageLimits) -> Iterator[An
     searches are paged at once; each package's items move the cursors, saved with the package.
     """
     yield from next_package(reading, package)
+    dlt.current.resource_metrics()["cursor_fields"] = cursor_field_names(dlt.current.resource_state())
 
 
 def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings, package: PackageLimits) -> DltResource:
@@ -199,22 +201,22 @@ def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings,
 
 
 def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Iterator[Any]:
-    """The resource's next load package, and the checkpoint that dlt commits with it in the resource's state."""
+    """The resource's next load package, and the checkpoint that dlt commits with it in the resource's state; its
+    progress to dlt's collector, and what it read and where its cursors stand to the package's extract metrics."""
     state = dlt.current.resource_state()
-    package = reading.for_package(state)  # planned from the saved checkpoints in a process's first package
-    progress, table = dlt.current.pipeline().collector, package.tables.table_name  # dlt counts the rows
-    if package.packages == 0 and package.expected_items:
-        progress.update(table, inc=0, inc_total=package.expected_items)
-    with reading.abandoned_on_error():
-        for page_items in package.next_package(limits):  # moves the cursors over the items it yields
-            yield page_items
-            progress.update(table, inc=0, message=package.progress_note())
-    package.save_checkpoint(state)
-    reading.saved(state)
-    read = package.read_for_package  # in the package's extract metrics (its trace), for what a run cost
+    progress = dlt.current.pipeline().collector  # dlt counts the rows; this adds the total and a note
+
+    def shown(package: Reading) -> None:
+        first_page_of_the_reading = package.packages == 1 and package.read_for_package.pages == 1
+        if first_page_of_the_reading and package.expected_items:
+            progress.update(package.tables.table_name, inc=0, inc_total=package.expected_items)
+        progress.update(package.tables.table_name, inc=0, message=package.progress_note())
+
+    package = yield from reading.next_package(state, limits, on_page=shown)
+    read = package.read_for_package
     dlt.current.resource_metrics().update(pages_read=read.pages, items_read=read.items)
     if not package.finished and not running_in_packages():
-        logger.warning(left_to_read(table, package))
+        logger.warning(left_to_read(package.tables.table_name, package))
 
 
 def left_to_read(table: str, package: Reading) -> str:
@@ -239,6 +241,8 @@ def reconcile_resource(reconciler: Reconciler, package: PackageLimits) -> DltRes
     def reconcile() -> Iterator[Any]:
         state = dlt.current.resource_state()
         yield from reconciler.next_package(state, package)
+        removed = dict.fromkeys(state["collections_removed"], True)  # dlt's extract metrics keep no lists
+        dlt.current.resource_metrics().update(reconciled=dict(state["counts"]), collections_removed=removed)
 
     resource = dlt.resource(
         reconcile, name="reconcile", table_name="items", write_disposition="merge", primary_key=ITEM_KEY,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -288,6 +288,22 @@ class ReadingAcrossPackages:
 
     def saved(self, state: dict[str, Any]) -> None:
         self._saved = copy.deepcopy(state)
+
+    def next_package(
+        self, state: dict[str, Any], limits: PackageLimits, on_page: Callable[[Reading], None] | None = None
+    ) -> Generator[Any, None, Reading]:
+        """Yields the next load package of the resource whose `state` this is, a page at a time (`on_page` called
+        after each), then writes into `state` where the reading stands, for dlt to commit with the package; returns
+        the reading. Planned from `state` where it is not what the last package saved."""
+        reading = self.for_package(state)
+        with self.abandoned_on_error():
+            for page_items in reading.next_package(limits):  # moves the cursors over the items it yields
+                yield page_items
+                if on_page is not None:
+                    on_page(reading)
+        reading.save_checkpoint(state)
+        self.saved(state)
+        return reading
 
     @contextmanager
     def abandoned_on_error(self) -> Iterator[None]:

@@ -175,11 +175,7 @@ class Reconciler:
                 collections_removed=[],
             )
         if state["stage"] == LISTING:
-            reading = self.listing.for_package(state)
-            with self.listing.abandoned_on_error():
-                yield from reading.next_package(limits)
-            reading.save_checkpoint(state)
-            self.listing.saved(state)
+            yield from self.listing.next_package(state, limits)
             if not state.get("backfill"):
                 state["stage"] = APPLYING
         elif not has_unread_parts(dlt.current.resource_state("items")):

@@ -40,7 +40,7 @@ from dlt.destinations.exceptions import DestinationUndefinedEntity
 from dlt.extract import DltSource
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
-from .checkpoints import cursor_field_names, has_unread_parts
+from .checkpoints import has_unread_parts
 from .reconcile import is_reconciling
 
 __all__ = ["PackageRows", "ResumedPackage", "RunReport", "run_in_packages", "running_in_packages"]
@@ -95,6 +95,16 @@ class RunReport:
     collections_removed: list[str] = field(default_factory=list)
     """After a reconcile: the collections gone from the API, removed with their items."""
 
+    def add_metrics(self, metrics: list[dict[str, Any]]) -> None:
+        """Takes in what the resources of a package reported (`resource_metrics`): what they read, summed; where
+        their cursors and a reconcile stand, the last said."""
+        for reported in metrics:
+            self.read.update({name: reported.get(name, 0) for name in ("pages_read", "items_read")})
+            self.cursor_fields.update(reported.get("cursor_fields", {}))
+            if "reconciled" in reported:
+                self.reconciled = reported["reconciled"]
+                self.collections_removed = list(reported.get("collections_removed", {}))
+
     def rows(self) -> dict[str, int]:
         """Rows loaded per table by the packages this run extracted."""
         total: Counter[str] = Counter()
@@ -127,17 +137,11 @@ def _run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefres
         info = pipeline.run(selected, **first_package)  # type: ignore[arg-type]
         info.raise_on_failed_jobs()
         packages = rows_of_last_run(pipeline)
-        report.read.update(read_from_api(pipeline.last_trace))
+        report.add_metrics(resource_metrics(pipeline.last_trace))
         indexed |= index_merge_keys(pipeline, already=indexed)
         report.packages += packages
         unread = [name for name in source.selected_resources if has_more_to_load(source.resources[name].state)]
         if not unread:
-            if "items" in source.selected_resources:
-                report.cursor_fields = cursor_field_names(source.resources["items"].state)
-            if "reconcile" in source.selected_resources:
-                reconcile = source.resources["reconcile"].state
-                report.reconciled = dict(reconcile.get("counts", {}))
-                report.collections_removed = list(reconcile.get("collections_removed", []))
             return report
         states = {name: copy.deepcopy(dict(source.resources[name].state)) for name in unread}
         if not any(_data_rows(package) for package in packages) and states == states_before:
@@ -222,7 +226,11 @@ def committed_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
 
 
 def rows_of_last_run(pipeline: dlt.Pipeline) -> list[PackageRows]:
-    return [PackageRows(load_id, rows) for load_id, rows in sorted(_normalized_rows(pipeline.last_trace).items())]
+    """The rows per table of the package the last `pipeline.run` extracted (none when it found nothing to load)."""
+    info = pipeline.last_trace.last_normalize_info if pipeline.last_trace is not None else None
+    if info is None or not info.loads_ids:
+        return []
+    return [PackageRows(info.loads_ids[-1], dict(info.row_counts))]
 
 
 def _tables_of(package: LoadPackageInfo) -> list[str]:
@@ -233,26 +241,13 @@ def _data_rows(package: PackageRows) -> int:
     return sum(rows for table, rows in package.rows.items() if not table.startswith("_dlt"))
 
 
-def _normalized_rows(trace: Any) -> dict[str, dict[str, int]]:
-    """Rows per table of each package a trace's normalize step handled."""
-    info = trace.last_normalize_info if trace is not None else None
-    if info is None:
-        return {}
-    return {
-        load_id: {table: table_metrics.items_count for table, table_metrics in metrics[0]["table_metrics"].items()}
-        for load_id, metrics in info.metrics.items()
-    }
-
-
-def read_from_api(trace: Any) -> Counter[str]:
-    """The `pages_read` and `items_read` metrics of a trace's extract step, summed over its packages and
-    resources (also those of an extract that found nothing to load)."""
+def resource_metrics(trace: Any) -> list[dict[str, Any]]:
+    """The custom metrics each resource reported in a trace's extract step (also of an extract that found nothing
+    to load), as dlt's `ExtractInfo.asdict()` gives them."""
     info = trace.last_extract_info if trace is not None else None
-    total: Counter[str] = Counter()
-    for metrics in info.metrics.values() if info is not None else []:
-        for resource in metrics[0]["resource_metrics"].values():
-            total.update({name: resource.custom_metrics.get(name, 0) for name in ("pages_read", "items_read")})
-    return total
+    if info is None:
+        return []
+    return [resource.get("custom_metrics") or {} for resource in info.asdict()["resource_metrics"]]
 
 
 def _aborted_packages(pipeline: dlt.Pipeline) -> list[str]:
