@@ -207,13 +207,13 @@ def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Itera
     progress = dlt.current.pipeline().collector  # dlt counts the rows; this adds the total and a note
 
     def shown(package: Reading) -> None:
-        first_page_of_the_reading = package.packages == 1 and package.read_for_package.pages == 1
+        first_page_of_the_reading = package.packages == 1 and package.tally.pages == 1
         if first_page_of_the_reading and package.expected_items:
             progress.update(package.tables.table_name, inc=0, inc_total=package.expected_items)
         progress.update(package.tables.table_name, inc=0, message=package.progress_note())
 
     package = yield from reading.next_package(state, limits, on_page=shown)
-    read = package.read_for_package
+    read = package.tally
     dlt.current.resource_metrics().update(pages_read=read.pages, items_read=read.items)
     if not package.finished and not running_in_packages():
         logger.warning(left_to_read(package.tables.table_name, package))

@@ -206,7 +206,7 @@ def cut_windows(
         index for index, (collection, _, _) in enumerate(windows) if not one_page(counted.get(collection), page_size)
     ]
     probed = [
-        _probed(api, field, window, *_probes_of(api, collection, field, window), page_size, concurrency)
+        _cuts_found(api, field, window, *_probes_of(api, collection, field, window), page_size, concurrency)
         for collection, field, window in (windows[index] for index in to_probe)
     ]
     cuts = {to_probe[position]: probe for position, probe in read_concurrently(probed, concurrency)}
@@ -226,7 +226,7 @@ def _probes_of(api: StacApi, collection: str, field: CursorField, window: Window
     )
 
 
-def _probed(
+def _cuts_found(
     api: StacApi,
     field: CursorField,
     window: Window,

@@ -43,7 +43,7 @@ from .windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
 
 
 @dataclass
-class PartRead:
+class PartInProgress:
     """One part being read in this process: its search, and which of its items are still to load."""
 
     key: str
@@ -83,7 +83,7 @@ NOTED_KEYS = 3
 
 
 @dataclass
-class PagesRead:
+class PackageTally:
     """What a load package's searches read from the API: pages, and the items on them, loaded or not (items at
     the cursor that were loaded before, items outside the window that the server matched)."""
 
@@ -106,14 +106,14 @@ class Reading:
     def __init__(
         self,
         api: StacApi,
-        reads: list[PartRead],
+        reads: list[PartInProgress],
         cursors: dict[str, Cursor],
         cursor_fields: dict[str, CursorField],
         backfill: Window | None,
         concurrency: int,
         max_items: int | None = None,
         shape: Shape | None = None,
-        bundles: list[list[PartRead]] | None = None,
+        bundles: list[list[PartInProgress]] | None = None,
         table_name: str = "items",
         late: LateArrivals | None = None,
     ) -> None:
@@ -140,7 +140,7 @@ class Reading:
         """The keys of the last page's items (of a bundle's page, those it holds items of)."""
         self.packages = 0
         """Load packages handed out so far."""
-        self.read_for_package = PagesRead()
+        self.tally = PackageTally()
         """What the last package's searches read."""
         self.tables = ItemTables(table_name)
         self.shape: Shape = shape or (lambda admitted, rejected: dlt_items(admitted, rejected, self.tables))
@@ -159,12 +159,12 @@ class Reading:
         The cursors and the sorted parts' `read_to` move here, over exactly the items yielded.
         """
         rows, size = 0, 0
-        self.read_for_package = PagesRead()
+        self.tally = PackageTally()
         self.packages += 1
         for index, page in self._pages:
             stream = self.streams[index]
-            self.read_for_package.pages += 1
-            self.read_for_package.items += len(page.entries)
+            self.tally.pages += 1
+            self.tally.items += len(page.entries)
             admitted, rejected = [], []
             of_each = _entries_of_each(stream, page, rejected)
             self.last_keys = [read.key for read, entries in of_each if entries]
@@ -206,7 +206,7 @@ class Reading:
         more = len(self.last_keys) - NOTED_KEYS
         return ", ".join(notes) + (f" and {more} more" if more > 0 else "")
 
-    def _record(self, read: PartRead, row: dict[str, Any], value: datetime) -> None:
+    def _record(self, read: PartInProgress, row: dict[str, Any], value: datetime) -> None:
         if self.backfill is None and read.moves_cursor:
             self.cursors[read.key].advance(value, row["id"])
         if self.late is not None:
@@ -250,8 +250,8 @@ class Reading:
 
 
 def _entries_of_each(
-    stream: list[PartRead], page: Page, rejected: list[dict[str, Any]]
-) -> list[tuple[PartRead, list[Any]]]:
+    stream: list[PartInProgress], page: Page, rejected: list[dict[str, Any]]
+) -> list[tuple[PartInProgress, list[Any]]]:
     """The page's entries of each read that its search serves; a bundle's entries by their collection, and those
     of a collection it did not ask for into `rejected`."""
     if len(stream) == 1:
@@ -375,7 +375,7 @@ def items_reading(
         parts = resumed.get(collection, []) + [started_at_cursor(window, cursors[collection]) for window in new_windows]
         cursor_field = fields[collection]
         reads += [
-            PartRead(
+            PartInProgress(
                 collection,
                 collection,
                 cursor_field,
@@ -387,14 +387,14 @@ def items_reading(
         ]
     bundle_reads = [
         [
-            PartRead(collection, collection, of, started_at_cursor(window, cursors[collection]), search, sorted_)
+            PartInProgress(collection, collection, of, started_at_cursor(window, cursors[collection]), search, sorted_)
             for collection, of, window in bundle
         ]
         for bundle, search in ((bundle, bundle_search(api, bundle, cursors, page_size)) for bundle in bundles)
     ]
     late, late_reads = late_arrivals(api, checkpoints, fields, settings, page_size, concurrency)
     reads += [
-        PartRead(
+        PartInProgress(
             collection,
             collection,
             late_read.cursor_field,
@@ -451,7 +451,7 @@ def search_reading(api: StacApi, search: NamedSearch, state: dict[str, Any], set
     parts = resumed.get(search.name, []) + [started_at_cursor(window, cursor) for window in windows.values()]
     sorted_ = api.sorts and "sortby" not in search.parameters
     reads = [
-        PartRead(search.name, None, DATETIME, part, search.request(api, part.window_filter().window), sorted_)
+        PartInProgress(search.name, None, DATETIME, part, search.request(api, part.window_filter().window), sorted_)
         for part in parts
     ]
     return Reading(

@@ -189,9 +189,9 @@ class Reconciler:
             if differences.digest() == state.get("last_batch"):
                 raise ReconcileStuck(differences)
             state["last_batch"] = differences.digest()
-            yield from self._applied(differences, state, existing, limits)
+            yield from self._rows_that_apply(differences, state, existing, limits)
 
-    def _applied(
+    def _rows_that_apply(
         self, differences: Differences, state: dict[str, Any], existing: set[str], limits: PackageLimits
     ) -> Generator[Any, None, None]:
         """The items read again, the listing rows of those the API still serves, and the rows that delete what it

@@ -127,7 +127,7 @@ def _run_in_packages(pipeline: dlt.Pipeline, source: DltSource, refresh: TRefres
     report = RunReport()
     pipeline.sync_destination()
     if pipeline.has_pending_data:
-        report.resumed = completed_pending_packages(pipeline)
+        report.resumed = load_pending_packages(pipeline)
     report.restored = restore_committed_state(pipeline, source.name)
     selected = source
     indexed: set[str] = set()
@@ -156,7 +156,7 @@ def has_more_to_load(state: Mapping[str, Any]) -> bool:
     return has_unread_parts(state) or is_reconciling(state)
 
 
-def completed_pending_packages(pipeline: dlt.Pipeline) -> list[ResumedPackage]:
+def load_pending_packages(pipeline: dlt.Pipeline) -> list[ResumedPackage]:
     """Normalizes and loads the packages an interrupted run left."""
     if pipeline.list_extracted_load_packages():
         pipeline.normalize()
