@@ -89,7 +89,7 @@ def test_a_landing_page_that_offers_search_by_get_only_is_searched_by_get(api_un
         collections=["c"], filter={"op": "=", "args": [{"property": "id"}, "x"]}, filter_lang="cql2-json"
     )
 
-    assert api.search_method == "GET" and search.method == "GET"
+    assert api.capabilities.search_method == "GET" and search.method == "GET"
     assert search.get_parameters()["filter"] == "id = 'x'"
     assert search.get_parameters()["filter-lang"] == "cql2-text"
     assert search.get_parameters()["sortby"] == "+properties.datetime,+id"

@@ -124,22 +124,6 @@ class StacApi:
     def conformance_classes(self) -> list[str]:
         return list(self.declared)
 
-    @property
-    def search_method(self) -> str:
-        return self.capabilities.search_method
-
-    @property
-    def sorts(self) -> bool:
-        return self.capabilities.sorts
-
-    @property
-    def filters_hold(self) -> bool:
-        return self.capabilities.filters_hold
-
-    @property
-    def ids_bytes_at_most(self) -> int:
-        return self.capabilities.ids_bytes_at_most
-
     def _read_collections(self) -> list[dict[str, Any]]:
         """Every collection the API shows (all pages of /collections, `page_size` a page: servers default to 10,
         which makes a catalog of 1,000 collections cost 100 requests)."""
@@ -170,9 +154,9 @@ class StacApi:
         if not self.capabilities.item_search:
             return self._collection_items(**parameters)
         sortby = parameters.pop("sortby", ASCENDING_BY_DATETIME_THEN_ID)
-        if self.sorts:
+        if self.capabilities.sorts:
             parameters["sortby"] = _named_as(sortby, self.capabilities.sort_prefix)
-        return self._item_search(self.search_method, self.stac_io, **parameters)
+        return self._item_search(self.capabilities.search_method, self.stac_io, **parameters)
 
     def _collection_items(self, **parameters: Any) -> ItemSearch:
         """Where the API has no item search but OGC API Features: the items of one collection, paged from its

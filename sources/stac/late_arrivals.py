@@ -166,9 +166,9 @@ def _maybe_late(
     """The collections that may hold late arrivals: a search per `COLLECTIONS_PER_SEARCH` collections,
     `concurrency` at once."""
     keys = list(windows)
-    size = collections_per_search(api.search_method)
+    size = collections_per_search(api.capabilities.search_method)
     groups = [keys[start : start + size] for start in range(0, len(keys), size)]
-    ids_bytes = api.ids_bytes_at_most // size
+    ids_bytes = api.capabilities.ids_bytes_at_most // size
     searches = [
         items_meeting(api, group, _group_condition(group, windows, found, ids_bytes), page_size) for group in groups
     ]

@@ -87,7 +87,7 @@ def api_filters_on_updated(api: StacApi) -> bool:
     """Whether the API can filter and sort items on `updated` as a timestamp: it sorts, `updated` is a date-time
     queryable (pgstac, for one, compares a property it does not list as text), and its filters find the items
     that lack `updated` (`Capabilities.filters_hold`)."""
-    return api.sorts and api.capabilities.filters_on_timestamp(UPDATED_NAME)
+    return api.capabilities.sorts and api.capabilities.filters_on_timestamp(UPDATED_NAME)
 
 
 def chosen_fields(
@@ -105,7 +105,7 @@ def chosen_fields(
     lacking_updated = dict.fromkeys(collections, is_null(UPDATED_NAME))
     searches = [
         _lacking_updated(api, group, page_size)
-        for group in groups_of(lacking_updated, collections_per_search(api.search_method))
+        for group in groups_of(lacking_updated, collections_per_search(api.capabilities.search_method))
     ]
     lacking = {collection for _, found in read_concurrently(searches, concurrency) for collection in found}
     return {
@@ -139,8 +139,8 @@ def collection_search(
     """The search for `window`'s items of `collection`, in `field`'s order (or its reverse); where the API's
     filters hold (`Capabilities.filters_hold`), without the items `loaded_at_start` (the ids at exactly the window's
     start loaded before; else they are read again and skipped by id)."""
-    excluded = loaded_at_start if api.filters_hold else frozenset()
-    parameters = field.search_parameters(window, excluded, api.ids_bytes_at_most)
+    excluded = loaded_at_start if api.capabilities.filters_hold else frozenset()
+    parameters = field.search_parameters(window, excluded, api.capabilities.ids_bytes_at_most)
     if descending:
         parameters["sortby"] = field.descending
     return api.search(collections=[collection], limit=limit, **parameters)
@@ -160,9 +160,9 @@ def windows_with_items(
     filters cannot be trusted with such conditions (`Capabilities.filters_hold`), or for one window, all
     of them, uncounted.
     """
-    if len(windows) < 2 or not api.filters_hold:
+    if len(windows) < 2 or not api.capabilities.filters_hold:
         return windows, {}
-    groups = groups_of(_conditions_of(api, windows, cursors), collections_per_search(api.search_method))
+    groups = groups_of(_conditions_of(api, windows, cursors), collections_per_search(api.capabilities.search_method))
     searches = [items_matched(api, group, page_size) for group in groups]
     matched = {
         collection: count
@@ -175,7 +175,7 @@ def windows_with_items(
 def _conditions_of(api: StacApi, windows: list[PlannedWindow], cursors: dict[str, Cursor]) -> Conditions:
     """Each collection's window as a CQL2 condition, less the items at its start that were loaded before (each
     collection's ids a share of one request)."""
-    ids_bytes = api.ids_bytes_at_most // collections_per_search(api.search_method)
+    ids_bytes = api.capabilities.ids_bytes_at_most // collections_per_search(api.capabilities.search_method)
     return {
         collection: field.window_condition(window, loaded_at_start(window, cursors[collection]), ids_bytes)
         for collection, field, window in windows
@@ -185,7 +185,7 @@ def _conditions_of(api: StacApi, windows: list[PlannedWindow], cursors: dict[str
 def bundle_search(api: StacApi, windows: list[PlannedWindow], cursors: dict[str, Cursor], limit: int) -> ItemSearch:
     """The search for the items of a bundle's windows, in their cursor field's order where the API sorts."""
     conditions = _conditions_of(api, windows, cursors)
-    order = {"sortby": windows[0][1].ascending} if api.sorts else {}
+    order = {"sortby": windows[0][1].ascending} if api.capabilities.sorts else {}
     return api.search(collections=list(conditions), filter=any_of(conditions), limit=limit, **order)
 
 
@@ -200,7 +200,7 @@ def cut_windows(
     the probes run `concurrency` at once. A window whose items were `counted` to a page or less is one part,
     with no probes."""
     counted = counted or {}
-    if concurrency <= 1 or not api.sorts:
+    if concurrency <= 1 or not api.capabilities.sorts:
         return [CutWindow([window], counted.get(collection)) for collection, _, window in windows]
     to_probe = [
         index for index, (collection, _, _) in enumerate(windows) if not one_page(counted.get(collection), page_size)

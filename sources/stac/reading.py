@@ -365,10 +365,10 @@ def items_reading(
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, lambda window: window)
     planned = [(collection, fields[collection], window) for collection, window in windows.items()]
     planned, counted = windows_with_items(api, planned, cursors, page_size, concurrency)
-    bundles, planned = bundled(planned, counted, page_size, collections_per_search(api.search_method))
+    bundles, planned = bundled(planned, counted, page_size, collections_per_search(api.capabilities.search_method))
     cut = cut_windows(api, planned, page_size, concurrency, counted)
     cuts = dict(zip([collection for collection, _, _ in planned], cut, strict=True))
-    sorted_ = api.sorts
+    sorted_ = api.capabilities.sorts
     reads = []
     for collection in collections:
         new_windows = cuts[collection].parts if collection in cuts else []
@@ -449,7 +449,7 @@ def search_reading(api: StacApi, search: NamedSearch, state: dict[str, Any], set
     cursors, resumed, windows, backfill = _planned_parts(state, checkpoints, settings, fields, search.window)
     cursor = cursors[search.name]
     parts = resumed.get(search.name, []) + [started_at_cursor(window, cursor) for window in windows.values()]
-    sorted_ = api.sorts and "sortby" not in search.parameters
+    sorted_ = api.capabilities.sorts and "sortby" not in search.parameters
     reads = [
         PartInProgress(search.name, None, DATETIME, part, search.request(api, part.window_filter().window), sorted_)
         for part in parts

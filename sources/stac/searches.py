@@ -96,7 +96,7 @@ def checked_search(api: StacApi, name: str, config: dict[str, Any], page_size: i
         parameters.update(filter=_cql2_json(name, parameters["filter"]), filter_lang="cql2-json")
     if config.get("collections"):
         api.select_collections(list(config["collections"]), prefix=None)
-    if "sortby" in parameters and not api.sorts:
+    if "sortby" in parameters and not api.capabilities.sorts:
         logger.warning(f"Search `{name}`: the STAC API at {api.url} does not sort, so its `sortby` is not sent; "
                        "its items load in the order the server sends them.")  # fmt: skip
     try:
