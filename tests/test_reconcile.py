@@ -5,6 +5,7 @@ no longer has; collections outside its selection, and cursors, stay as they were
 from __future__ import annotations
 
 import copy
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,27 @@ def test_a_reconcile_deletes_nothing_outside_its_selection(
         first: {item["id"] for item in naip[:10]} | {future["id"]},
         second: {item["id"] for item in naip[10:20]},
     }
+
+
+def test_pipeline_run_says_when_a_reconcile_has_more_to_do_and_what_finishes_it(
+    pgstac_server: PgstacServer, sample_catalog: CatalogFolder, duckdb_pipeline: dlt.Pipeline,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.WARNING, logger="dlt")
+    monkeypatch.setattr(logging.getLogger("dlt"), "handlers", [caplog.handler])  # dlt's logger does not propagate
+    prefix = new_collections(pgstac_server, sample_catalog, {"joplin": list(sample_catalog.files_of("joplin").items())})
+    options: dict[str, Any] = {"url": pgstac_server.url, "collection_prefix": prefix, "page_size": 9}
+    run_in_packages(duckdb_pipeline, stac(**options))
+
+    duckdb_pipeline.run(stac(**options, reconcile=True).with_resources("reconcile"))
+
+    warnings = [record.getMessage() for record in caplog.records if "reconcile" in record.getMessage()]
+    assert warnings == [
+        "stac: the reconcile has more to do than this load package holds: pipeline.run(source) loads one package "
+        "per resource. Finish it with run_in_packages(pipeline, source) (from dlt_stac import run_in_packages), or "
+        "run the pipeline again for the next package."
+    ]
+    caplog.clear()
+    report = run_in_packages(duckdb_pipeline, stac(**options, reconcile=True))
+    assert report.reconciled == {}, "nothing differed"
+    assert not [record for record in caplog.records if record.getMessage().startswith("stac: ")]

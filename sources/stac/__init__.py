@@ -26,7 +26,7 @@ from .checkpoints import cursor_field_names
 from .errors import StacSourceError
 from .extract import REJECTED_ITEMS_TABLE
 from .reading import PackageLimits, Reading, ReadingAcrossPackages, items_reading, search_reading
-from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection
+from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection, is_reconciling
 from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row, content_hash
 from .runs import RunReport, run_in_packages, running_in_packages
 from .searches import NamedSearch, checked_search
@@ -243,6 +243,12 @@ def reconcile_resource(reconciler: Reconciler, package: PackageLimits) -> DltRes
         yield from reconciler.next_package(state, package)
         removed = dict.fromkeys(state["collections_removed"], True)  # dlt's extract metrics keep no lists
         dlt.current.resource_metrics().update(reconciled=dict(state["counts"]), collections_removed=removed)
+        if is_reconciling(state) and not running_in_packages():
+            logger.warning(
+                "stac: the reconcile has more to do than this load package holds: pipeline.run(source) loads one "
+                "package per resource. Finish it with run_in_packages(pipeline, source) (from dlt_stac import "
+                "run_in_packages), or run the pipeline again for the next package."
+            )
 
     resource = dlt.resource(
         reconcile, name="reconcile", table_name="items", write_disposition="merge", primary_key=ITEM_KEY,
