@@ -266,6 +266,7 @@ def test_without_a_bulk_endpoint_items_are_posted_one_by_one_and_replaced_where_
     assert api.delete_item(collection_id, first["id"]) is None, "deleting what is gone already succeeds"
     assert api.delete_collection(collection_id) is True
     assert api.collection(collection_id) is None
+    assert list(api.items(collection_id, 10)) == [], "a missing collection holds no items"
 
 
 def test_terrapi_clients_operations_each_take_one_line(

@@ -77,19 +77,17 @@ def _selected_columns(columns: TTableSchemaColumns, quote: Any) -> str:
 
 
 def table_rows(
-    pipeline: dlt.Pipeline, table_name: str, where_collection: str | None, page_size: int
+    pipeline: dlt.Pipeline, table_name: str, where: tuple[str, str], page_size: int
 ) -> Iterator[tuple[dict[str, Any], TTableSchemaColumns]]:
-    """The rows of a table of the pipeline's dataset (of one collection where `where_collection` names it), a page
-    of rows fetched at a time, each with the table's columns."""
+    """The rows of a table of the pipeline's dataset whose column `where[0]` holds `where[1]`, ordered by `id`, a
+    page of rows fetched at a time, each with the table's columns."""
     columns = table_columns(pipeline.default_schema, table_name)
     with pipeline.sql_client() as client:
         quote = client.escape_column_name
-        query = f"SELECT {_selected_columns(columns, quote)} FROM {client.make_qualified_table_name(table_name)}"
-        arguments = []
-        if where_collection is not None:
-            query += f" WHERE {quote('collection')} = %s ORDER BY {quote('id')}"
-            arguments.append(where_collection)
-        with client.execute_query(query, *arguments) as cursor:
+        table = client.make_qualified_table_name(table_name)
+        selected = _selected_columns(columns, quote)
+        query = f"SELECT {selected} FROM {table} WHERE {quote(where[0])} = %s ORDER BY {quote('id')}"
+        with client.execute_query(query, where[1]) as cursor:
             names = [description[0] for description in cursor.description]
             while page := cursor.fetchmany(page_size):
                 for values in page:
@@ -104,11 +102,11 @@ def table_collection_ids(pipeline: dlt.Pipeline, table_name: str = "items") -> l
 
 def table_items(pipeline: dlt.Pipeline, collection_id: str, page_size: int) -> Iterator[dict[str, Any]]:
     """The items of one collection in the pipeline's `items` table."""
-    for row, columns in table_rows(pipeline, "items", collection_id, page_size):
+    for row, columns in table_rows(pipeline, "items", ("collection", collection_id), page_size):
         yield item_of_row(row, columns)
 
 
 def table_collection(pipeline: dlt.Pipeline, collection_id: str) -> dict[str, Any] | None:
     """The collection's row of the pipeline's `collections` table, as STAC JSON; None where it has none."""
-    rows = (collection_of_row(row, columns) for row, columns in table_rows(pipeline, "collections", None, 100))
-    return next((collection for collection in rows if collection.get("id") == collection_id), None)
+    rows = table_rows(pipeline, "collections", ("id", collection_id), 1)
+    return next((collection_of_row(row, columns) for row, columns in rows), None)

@@ -20,8 +20,9 @@ from urllib3 import Retry
 from urllib3.exceptions import MaxRetryError
 
 from ..auth import Authorizer, mount_bearer_adapter
-from ..errors import StacSourceError
-from ..stac_io import RETRY_STATUSES
+from ..errors import BadPage, StacSourceError
+from ..paging import iter_pages
+from ..stac_io import RETRY_STATUSES, stac_api_io
 from .checks import published_content
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -93,6 +94,8 @@ class StacTransactions:
                       allowed_methods=None, respect_retry_after_header=True, raise_on_status=False)  # fmt: skip
         mount_bearer_adapter(self.session, api_url, authorizer, max_retries=retry)
         self.retry = retry
+        self.reading_io = stac_api_io(api_url, authorizer, max_retries, backoff_factor, timeout_s)
+        """How the collection's items are read: as the source reads pages."""
         self.has_bulk_items: bool | None = None
         """Whether the API has `/collections/{id}/bulk_items`; None until the first bulk write tells."""
 
@@ -123,15 +126,15 @@ class StacTransactions:
         return True
 
     def items(self, collection_id: str, page_size: int) -> Iterator[dict[str, Any]]:
-        """Every item of the collection as the API holds it, page after page; none when the collection is missing."""
-        url: str | None = f"{self._collection_url(collection_id)}/items?limit={page_size}"
-        while url:
-            response = self._send("GET", url, collection_id)
-            if response.status_code == 404:
-                return
-            page = self._checked(response, collection_id).json()
-            yield from page.get("features") or []
-            url = next((link["href"] for link in page.get("links") or [] if link.get("rel") == "next"), None)
+        """Every item of the collection as the API holds it, paged as the source pages (`paging.py`, with its
+        retries); none when the collection is missing."""
+        url = f"{self._collection_url(collection_id)}/items"
+        try:
+            for page in iter_pages(self.reading_io, url, "features", parameters={"limit": page_size}):
+                yield from page.entries
+        except BadPage as error:
+            if error.status != 404:
+                raise
 
     def upsert_items(self, collection_id: str, items: list[dict[str, Any]]) -> list[Rejection]:
         """Creates or replaces the items in the collection; the ones the API refused, with its reasons."""
