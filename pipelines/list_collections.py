@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import dlt
 
-from dlt_stac.api import StacApi, open_api
 from dlt_stac.auth import StacApiCredentials
 from dlt_stac.errors import StacSourceError
-from dlt_stac.paging import read_concurrently
+from dlt_stac.server.api import StacApi, open_api
+from dlt_stac.server.paging import read_concurrently
 
 TITLE_WIDTH = 60
 REQUEST_SETTINGS = ("search_method", "max_retries", "backoff_factor", "timeout")

@@ -1,7 +1,7 @@
 """The main job's progress, over the whole run and not one load package at a time as dlt's collectors count it.
 
 A dlt collector (`--progress`): dlt tells it each table's new rows as they are extracted, and the source tells it
-how many items its searches match (`numberMatched`, `dlt_stac.reading`), so that it shows items loaded of the
+how many items its searches match (`numberMatched`, `dlt_stac.reading.reading`), so that it shows items loaded of the
 total, the rate and the time left, and where the collections it reads stand, each of its own total. On a
 terminal one line, redrawn in place; elsewhere (cron, CI, Airflow's logs) a line per load package loaded, and
 one a minute while a package takes longer.

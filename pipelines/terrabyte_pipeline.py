@@ -51,7 +51,7 @@ from dlt_stac.auth.device_login import login_and_cache
 from dlt_stac.auth.oidc import DeviceAuthorization
 from dlt_stac.errors import LoginNeeded, StacSourceError
 from dlt_stac.runs import PackageRows, RunReport, run_in_packages
-from dlt_stac.spatial import (
+from dlt_stac.tables.spatial import (
     DuckdbSpatialUnavailable,
     create_geometry_indexes,
     enable_postgis,
@@ -94,7 +94,7 @@ class GeometrySettings(BaseConfiguration):
 
 
 def spatial_sql_prepared(pipeline: dlt.Pipeline, source: Any) -> Any:
-    """The source, and its destination made ready for spatial SQL on the items' footprints (`dlt_stac.spatial`):
+    """The source, and its destination made ready for spatial SQL on the items' footprints (`dlt_stac.tables.spatial`):
     DuckDB's spatial extension installed; in Postgres, PostGIS enabled and `geometry` a PostGIS geometry, unless
     `[main_job] postgis = false`. DuckDB's load needs no spatial extension: where it cannot be installed, the
     job says so and goes on."""

@@ -11,10 +11,10 @@ import pytest
 from pystac_client.conformance import ConformanceClasses
 from pystac_client.warnings import DoesNotConformTo
 
-from dlt_stac.api import StacApi
 from dlt_stac.auth.authorizers import Anonymous
-from dlt_stac.probes import api_filters_on_updated
-from dlt_stac.stac_io import stac_api_io
+from dlt_stac.reading.probes import api_filters_on_updated
+from dlt_stac.server.api import StacApi
+from dlt_stac.server.stac_io import stac_api_io
 from stack.recording_api import RecordingApi
 
 DECLARED = [

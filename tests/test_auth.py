@@ -32,7 +32,7 @@ from dlt_stac.errors import (
     StaticTokenRefused,
     TokenCacheNotPrivate,
 )
-from dlt_stac.stac_io import stac_api_io
+from dlt_stac.server.stac_io import stac_api_io
 from stack import CatalogFolder, PgstacServer
 from stack.auth_proxy import AuthProxy
 from stack.oidc_provider import PUBLIC_CLIENT, SERVICE_CLIENT, OidcTestProvider

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dlt_stac.paging import read_concurrently
+from dlt_stac.server.paging import read_concurrently
 
 
 def counting(name: str, count: int) -> Iterator[str]:

@@ -24,7 +24,8 @@ import dlt
 import pytest
 from pystac_client import Client
 
-from dlt_stac.rows import content_hash, item_cursor, item_row
+from dlt_stac.planning import item_cursor
+from dlt_stac.tables.rows import content_hash, item_row
 from stack import CatalogFolder, PgstacServer
 from tests.stac_helpers import (
     add_items,

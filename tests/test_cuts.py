@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from dlt_stac.checkpoints import Checkpoint, Part
-from dlt_stac.cursor_fields import DATETIME, UPDATED_NAME, CursorField
-from dlt_stac.cuts import any_of, bundled, collections_per_search, cut_points, groups_of
-from dlt_stac.windows import Cursor, Window
+from dlt_stac.planning.checkpoints import Checkpoint, Part
+from dlt_stac.planning.cursor_fields import DATETIME, UPDATED_NAME, CursorField
+from dlt_stac.planning.cuts import any_of, bundled, collections_per_search, cut_points, groups_of
+from dlt_stac.planning.windows import Cursor, Window
 
 UPDATED = CursorField(UPDATED_NAME, None)
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)

@@ -14,18 +14,19 @@ import pytest
 import requests
 
 from dlt_stac import stac
-from dlt_stac.api import StacApi
 from dlt_stac.auth.authorizers import Anonymous
-from dlt_stac.checkpoints import Part
-from dlt_stac.cursor_fields import DATETIME
-from dlt_stac.probes import cut_windows
-from dlt_stac.reading import PackageLimits, items_reading
-from dlt_stac.rows import item_cursor, item_row
+from dlt_stac.planning import item_cursor
+from dlt_stac.planning.checkpoints import Part
+from dlt_stac.planning.cursor_fields import DATETIME
+from dlt_stac.planning.windows import Cursor, Window, WindowFilter
+from dlt_stac.reading.probes import cut_windows
+from dlt_stac.reading.reading import PackageLimits, items_reading
+from dlt_stac.reading.settings import window_settings
 from dlt_stac.runs import committed_state, run_in_packages
-from dlt_stac.settings import window_settings
-from dlt_stac.stac_io import stac_api_io
+from dlt_stac.server.api import StacApi
+from dlt_stac.server.stac_io import stac_api_io
+from dlt_stac.tables.rows import item_row
 from dlt_stac.timestamps import parse_timestamp
-from dlt_stac.windows import Cursor, Window, WindowFilter
 from stack import CatalogFolder, PgstacServer, RustacServer
 from stack.recording_api import RecordingApi
 from tests.stac_helpers import (

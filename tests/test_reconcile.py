@@ -15,7 +15,7 @@ import pytest
 from pystac_client import Client
 
 from dlt_stac import stac
-from dlt_stac.reconcile import LISTING_TABLE
+from dlt_stac.reading.reconcile import LISTING_TABLE
 from dlt_stac.runs import run_in_packages
 from stack import CatalogFolder, PgstacServer
 from tests.stac_helpers import (

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from dlt_stac.errors import MalformedItem
-from dlt_stac.rows import PROPERTIES, collection_row, item_cursor, item_row
+from dlt_stac.planning import item_cursor
+from dlt_stac.tables.rows import PROPERTIES, collection_row, item_row
 
 ITEM: dict[str, Any] = {
     "type": "Feature",

@@ -10,10 +10,10 @@ import pytest
 from pystac_client import Client
 
 from dlt_stac import stac
-from dlt_stac.api import StacApi
 from dlt_stac.auth.authorizers import Anonymous
 from dlt_stac.errors import InvalidSearch, UnknownCollections
-from dlt_stac.stac_io import stac_api_io
+from dlt_stac.server.api import StacApi
+from dlt_stac.server.stac_io import stac_api_io
 from stack import CatalogFolder, PgstacServer
 from tests.stac_helpers import loaded_ids, query, rows_loaded
 

@@ -12,8 +12,8 @@ from dlt.common.schema import Schema
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.schema.utils import new_table
 
-from dlt_stac.rows import ITEM_KEYS, PROPERTIES, TIMESTAMP_PROPERTIES
-from dlt_stac.tables import ItemTables
+from dlt_stac.tables.item_tables import ItemTables
+from dlt_stac.tables.rows import ITEM_KEYS, PROPERTIES, TIMESTAMP_PROPERTIES
 
 
 def rows(*properties: dict[str, Any]) -> list[dict[str, Any]]:

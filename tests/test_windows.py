@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from dlt_stac.capabilities import IDS_BYTES_AT_MOST
-from dlt_stac.cursor_fields import DATETIME
-from dlt_stac.windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
+from dlt_stac.planning.cursor_fields import DATETIME
+from dlt_stac.planning.windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
+from dlt_stac.server.capabilities import IDS_BYTES_AT_MOST
 
 UTC = timezone.utc
 T0, T1, T2, T3 = (datetime(2024, 1, day, tzinfo=UTC) for day in (1, 2, 3, 4))

@@ -39,7 +39,7 @@ from dlt.helpers.airflow_helper import PipelineTasksGroup
 
 from dlt_stac import stac
 from dlt_stac.runs import RunReport, run_in_packages
-from dlt_stac.spatial import create_geometry_indexes, enable_postgis, with_postgis_geometry
+from dlt_stac.tables.spatial import create_geometry_indexes, enable_postgis, with_postgis_geometry
 
 PIPELINE_NAME = "terrabyte"
 BACKFILL_NAME = "terrabyte_backfill"

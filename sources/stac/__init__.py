@@ -1,5 +1,5 @@
 """A dlt source for STAC APIs: collections, items and named searches, loaded incrementally on datetime (or on
-`updated`, where the items carry it and the API filters on it; see `cursor_fields.py`).
+`updated`, where the items carry it and the API filters on it; see `planning/cursor_fields.py`).
 
     from dlt_stac import run_in_packages, stac
 
@@ -17,22 +17,34 @@ from datetime import datetime
 from typing import Any
 
 import dlt
-from dlt.common import logger
 from dlt.sources import DltResource
 
-from .api import StacApi, open_api
 from .auth import StacApiCredentials
-from .checkpoints import cursor_field_names
-from .errors import StacSourceError
-from .extract import REJECTED_ITEMS_TABLE
-from .reading import PackageLimits, Reading, ReadingAcrossPackages, items_reading, search_reading
-from .reconcile import LISTING_COLUMNS, LISTING_TABLE, Reconciler, Selection, is_reconciling
-from .rows import COLLECTION_COLUMNS, ITEM_COLUMNS, REJECTED_ITEM_COLUMNS, collection_row, content_hash
-from .runs import RunReport, run_in_packages, running_in_packages
-from .searches import NamedSearch, checked_search
-from .settings import at_least_one, positive, window_settings
-from .tables import quiet_json_text_hints
-from .windows import WindowSettings
+from .errors import StacSourceError, at_least_one, positive
+from .reading import (
+    LISTING_COLUMNS,
+    LISTING_TABLE,
+    NamedSearch,
+    PackageLimits,
+    ReadingAcrossPackages,
+    Reconciler,
+    Selection,
+    checked_search,
+    items_reading,
+    search_reading,
+    window_settings,
+)
+from .runs import RunReport, reconcile_package, resource_package, run_in_packages
+from .server import StacApi, open_api
+from .tables import (
+    COLLECTION_COLUMNS,
+    ITEM_COLUMNS,
+    collection_row,
+    content_hash,
+    quiet_json_text_hints,
+    with_merged_table,
+    with_rejected_items_table,
+)
 
 __all__ = ["RunReport", "StacApiCredentials", "StacSourceError", "run_in_packages", "stac"]
 
@@ -84,7 +96,7 @@ def stac(
         lag: Seconds re-read behind the cursor, for items that arrive late.
         allow_external_schedulers: Take the window from an external scheduler's data interval (Airflow).
         reconcile: Also make the tables what the API serves: load the items they lack, reload the items whose
-            content changed, delete the items and collections the API no longer has (`reconcile.py`). It reads
+            content changed, delete the items and collections the API no longer has (`reading/reconcile.py`). It reads
             every item of the selection once: run it now and then (daily, weekly), not on every run.
         page_size: Items per page asked of the server.
         concurrency: Searches paged at the same time; each collection's window is cut by datetime into
@@ -108,7 +120,10 @@ def stac(
     api = open_api(url, credentials, page_size, concurrency, search_method, max_retries, backoff_factor, timeout)
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
-    named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]
+    named = [
+        (search, ReadingAcrossPackages(lambda state, search=search: search_reading(api, search, state, settings)))
+        for search in (checked_search(api, name, config, page_size) for name, config in (searches or {}).items())
+    ]
     item_reading = ReadingAcrossPackages(
         lambda state: items_reading(api, selected, state, settings, page_size, concurrency)
     )
@@ -117,33 +132,11 @@ def stac(
     return [
         collections_resource(api, selected, reload_all=reconcile),
         with_rejected_items_table(items(item_reading, package)),
-        *(with_rejected_items_table(search_resource(api, search, settings, package)) for search in named),
+        *(with_rejected_items_table(search_resource(search, reading, package)) for search, reading in named),
         *([reconcile_resource(reconciler, package)] if reconciler else []),
         queryables(api),
         conformance(api),
     ]
-
-
-def with_rejected_items_table(resource: DltResource) -> DltResource:
-    """Malformed items go to `rejected_items`, merged on `rejection_id`, whatever table the resource loads."""
-    return with_merged_table(resource, REJECTED_ITEMS_TABLE, "rejection_id", REJECTED_ITEM_COLUMNS)
-
-
-def with_merged_table(
-    resource: DltResource, table_name: str, primary_key: str | tuple[str, ...], columns: Any
-) -> DltResource:
-    """The resource's items marked with `table_name` go to that table, merged on `primary_key`.
-
-    A table variant starts as a copy of the resource's hints, so their columns are cleared first.
-    """
-    resource.apply_hints(table_name=table_name, columns={}, create_table_variant=True)
-    return resource.apply_hints(
-        table_name=table_name,
-        write_disposition="merge",
-        primary_key=primary_key,
-        columns=columns,
-        create_table_variant=True,
-    )
 
 
 @dlt.resource(name="collections", write_disposition="merge", primary_key="id", columns=COLLECTION_COLUMNS)
@@ -179,16 +172,14 @@ def items(reading: ReadingAcrossPackages, package: PackageLimits) -> Iterator[An
     later starts it from its own initial value and never moves another's cursor. Up to `concurrency`
     searches are paged at once; each package's items move the cursors, saved with the package.
     """
-    yield from next_package(reading, package)
-    dlt.current.resource_metrics()["cursor_fields"] = cursor_field_names(dlt.current.resource_state())
+    yield from resource_package(reading, package, report_cursor_fields=True)
 
 
-def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings, package: PackageLimits) -> DltResource:
+def search_resource(search: NamedSearch, reading: ReadingAcrossPackages, package: PackageLimits) -> DltResource:
     """The items of one named search in its own table, merged on `(collection, id)`, with its own cursor."""
-    reading = ReadingAcrossPackages(lambda state: search_reading(api, search, state, settings))
 
     def search_items() -> Iterator[Any]:
-        yield from next_package(reading, package)
+        yield from resource_package(reading, package)
 
     return dlt.resource(
         search_items,
@@ -200,55 +191,12 @@ def search_resource(api: StacApi, search: NamedSearch, settings: WindowSettings,
     )
 
 
-def next_package(reading: ReadingAcrossPackages, limits: PackageLimits) -> Iterator[Any]:
-    """The resource's next load package, and the checkpoint that dlt commits with it in the resource's state; its
-    progress to dlt's collector, and what it read and where its cursors stand to the package's extract metrics."""
-    state = dlt.current.resource_state()
-    progress = dlt.current.pipeline().collector  # dlt counts the rows; this adds the total and a note
-
-    def shown(package: Reading) -> None:
-        first_page_of_the_reading = package.packages == 1 and package.tally.pages == 1
-        if first_page_of_the_reading and package.expected_items:
-            progress.update(package.tables.table_name, inc=0, inc_total=package.expected_items)
-        progress.update(package.tables.table_name, inc=0, message=package.progress_note())
-
-    package = yield from reading.next_package(state, limits, on_page=shown)
-    read = package.tally
-    dlt.current.resource_metrics().update(pages_read=read.pages, items_read=read.items)
-    if not package.finished and not running_in_packages():
-        logger.warning(left_to_read(package.tables.table_name, package))
-
-
-def left_to_read(table: str, package: Reading) -> str:
-    """The warning of a package that leaves items to read, when the source runs by `pipeline.run`."""
-    loaded = sum(package.loaded_by_key.values())
-    left = (
-        f"about {package.expected_items - loaded:,} of {package.expected_items:,} items are"
-        if (package.expected_items and package.expected_items > loaded)
-        else "more items are"
-    )
-    return (
-        f"stac: `{table}` loaded {loaded:,} items in {package.packages} load package(s), and {left} left to read: "
-        "pipeline.run(source) loads one package per resource. Load them all with run_in_packages(pipeline, "
-        "source) (from dlt_stac import run_in_packages), or run the pipeline again for the next package."
-    )
-
-
 def reconcile_resource(reconciler: Reconciler, package: PackageLimits) -> DltResource:
     """A reconcile's listing and the changes it applies: to `items` (merged on `(collection, id)`, where rows
     with `_stac_deleted` delete their item), `_stac_listing`, `collections` and `rejected_items`."""
 
     def reconcile() -> Iterator[Any]:
-        state = dlt.current.resource_state()
-        yield from reconciler.next_package(state, package)
-        removed = dict.fromkeys(state["collections_removed"], True)  # dlt's extract metrics keep no lists
-        dlt.current.resource_metrics().update(reconciled=dict(state["counts"]), collections_removed=removed)
-        if is_reconciling(state) and not running_in_packages():
-            logger.warning(
-                "stac: the reconcile has more to do than this load package holds: pipeline.run(source) loads one "
-                "package per resource. Finish it with run_in_packages(pipeline, source) (from dlt_stac import "
-                "run_in_packages), or run the pipeline again for the next package."
-            )
+        yield from reconcile_package(reconciler, package)
 
     resource = dlt.resource(
         reconcile, name="reconcile", table_name="items", write_disposition="merge", primary_key=ITEM_KEY,

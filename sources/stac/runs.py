@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
+from dlt.common import logger
 from dlt.common.destination.client import WithStateSync
 from dlt.common.pipeline import TRefreshMode
 from dlt.common.schema.utils import get_columns_names_with_prop
@@ -40,10 +41,18 @@ from dlt.destinations.exceptions import DestinationUndefinedEntity
 from dlt.extract import DltSource
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
-from .checkpoints import has_unread_parts
-from .reconcile import is_reconciling
+from .planning import cursor_field_names, has_unread_parts
+from .reading import PackageLimits, Reading, ReadingAcrossPackages, Reconciler, is_reconciling
 
-__all__ = ["PackageRows", "ResumedPackage", "RunReport", "run_in_packages", "running_in_packages"]
+__all__ = [
+    "PackageRows",
+    "ResumedPackage",
+    "RunReport",
+    "reconcile_package",
+    "resource_package",
+    "run_in_packages",
+    "running_in_packages",
+]
 
 _in_packages: ContextVar[bool] = ContextVar("stac_run_in_packages", default=False)
 """Whether the source runs under `run_in_packages`, which loads every package: then a package that leaves items to
@@ -61,6 +70,59 @@ def _packages_run() -> Iterator[None]:
         yield
     finally:
         _in_packages.reset(token)
+
+
+def resource_package(
+    reading: ReadingAcrossPackages, limits: PackageLimits, report_cursor_fields: bool = False
+) -> Generator[Any, None, None]:
+    """A resource's next load package, and the checkpoint that dlt commits with it in the resource's state; its
+    progress to dlt's collector, and what it read (and, with `report_cursor_fields`, what each cursor follows) to
+    the package's extract metrics. Under `pipeline.run`, a package that leaves items to read says so."""
+    state = dlt.current.resource_state()
+    progress = dlt.current.pipeline().collector  # dlt counts the rows; this adds the total and a note
+
+    def shown(package: Reading) -> None:
+        first_page_of_the_reading = package.packages == 1 and package.pages_read == 1
+        if first_page_of_the_reading and package.expected_items:
+            progress.update(package.tables.table_name, inc=0, inc_total=package.expected_items)
+        progress.update(package.tables.table_name, inc=0, message=package.progress_note())
+
+    package = yield from reading.next_package(state, limits, on_page=shown)
+    metrics = dlt.current.resource_metrics()
+    metrics.update(pages_read=package.pages_read, items_read=package.items_read)
+    if report_cursor_fields:
+        metrics["cursor_fields"] = cursor_field_names(state)
+    if not package.finished and not running_in_packages():
+        logger.warning(_left_to_read(package.tables.table_name, package))
+
+
+def _left_to_read(table: str, package: Reading) -> str:
+    loaded = sum(package.loaded_by_key.values())
+    left = (
+        f"about {package.expected_items - loaded:,} of {package.expected_items:,} items are"
+        if (package.expected_items and package.expected_items > loaded)
+        else "more items are"
+    )
+    return (
+        f"stac: `{table}` loaded {loaded:,} items in {package.packages} load package(s), and {left} left to read: "
+        "pipeline.run(source) loads one package per resource. Load them all with run_in_packages(pipeline, "
+        "source) (from dlt_stac import run_in_packages), or run the pipeline again for the next package."
+    )
+
+
+def reconcile_package(reconciler: Reconciler, limits: PackageLimits) -> Iterator[Any]:
+    """The reconcile's next load package; what it changed to the package's extract metrics. Under `pipeline.run`,
+    a reconcile that goes on in the next package says so."""
+    state = dlt.current.resource_state()
+    yield from reconciler.next_package(state, limits)
+    removed = dict.fromkeys(state["collections_removed"], True)  # dlt's extract metrics keep no lists
+    dlt.current.resource_metrics().update(reconciled=dict(state["counts"]), collections_removed=removed)
+    if is_reconciling(state) and not running_in_packages():
+        logger.warning(
+            "stac: the reconcile has more to do than this load package holds: pipeline.run(source) loads one "
+            "package per resource. Finish it with run_in_packages(pipeline, source) (from dlt_stac import "
+            "run_in_packages), or run the pipeline again for the next package."
+        )
 
 
 @dataclass(frozen=True)
@@ -91,7 +153,7 @@ class RunReport:
     cursor_fields: dict[str, str] = field(default_factory=dict)
     """What the cursor of each collection of `items` follows after the run: `datetime` or `updated`."""
     reconciled: dict[str, dict[str, int]] | None = None
-    """After a reconcile: the items added, changed and removed per collection (`reconcile.py`)."""
+    """After a reconcile: the items added, changed and removed per collection (`reading/reconcile.py`)."""
     collections_removed: list[str] = field(default_factory=list)
     """After a reconcile: the collections gone from the API, removed with their items."""
 

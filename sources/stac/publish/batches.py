@@ -8,8 +8,8 @@ from typing import Any
 from dlt.common.schema.typing import TTableSchema
 from dlt.common.typing import TDataItems
 
-from ..column_names import PROPERTY_HINT
-from ..rows import DELETED
+from ..tables.column_names import PROPERTY_HINT
+from ..tables.rows import DELETED
 from .checks import publish_digest, published_content
 from .table_items import collection_of_row, item_of_row
 from .transactions import Rejection, StacTransactions

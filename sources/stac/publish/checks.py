@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..rows import TIMESTAMP_PROPERTIES
+from ..tables.rows import TIMESTAMP_PROPERTIES
 from ..timestamps import parse_timestamp
 from .files import NotJson
 

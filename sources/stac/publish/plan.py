@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..rows import DELETED
+from ..tables.rows import DELETED
 from .checks import item_problem, publish_digest
 from .transactions import Rejection
 

@@ -13,8 +13,8 @@ import dlt
 import orjson
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from ..column_names import PROPERTY_HINT, VARIANT_HINT, table_columns
-from ..rows import BBOX_CORNERS, CONTENT_HASH, DELETED, ITEM_KEYS, TIMESTAMP_PROPERTIES
+from ..tables.column_names import PROPERTY_HINT, VARIANT_HINT, table_columns
+from ..tables.rows import BBOX_CORNERS, CONTENT_HASH, DELETED, ITEM_KEYS, TIMESTAMP_PROPERTIES
 
 POSTGIS_HINT = "x-postgres-geometry"
 ADDED_COLUMNS = frozenset({*BBOX_CORNERS, CONTENT_HASH, DELETED, "temporal_start", "temporal_end"})

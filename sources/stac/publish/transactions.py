@@ -21,8 +21,7 @@ from urllib3.exceptions import MaxRetryError
 
 from ..auth import Authorizer, mount_bearer_adapter
 from ..errors import BadPage, StacSourceError
-from ..paging import iter_pages
-from ..stac_io import RETRY_STATUSES, stac_api_io
+from ..server import RETRY_STATUSES, iter_pages, stac_api_io
 from .checks import published_content
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -126,7 +125,7 @@ class StacTransactions:
         return True
 
     def items(self, collection_id: str, page_size: int) -> Iterator[dict[str, Any]]:
-        """Every item of the collection as the API holds it, paged as the source pages (`paging.py`, with its
+        """Every item of the collection as the API holds it, paged as the source pages (`server/paging.py`, with its
         retries); none when the collection is missing."""
         url = f"{self._collection_url(collection_id)}/items"
         try:

@@ -18,7 +18,7 @@ from dlt.destinations.adapters import postgres_adapter
 from dlt.destinations.sql_client import SqlClientBase
 from dlt.extract import DltSource
 
-from .errors import StacSourceError
+from ..errors import StacSourceError
 
 GEOMETRY = "geometry"
 WGS84 = 4326

@@ -14,7 +14,7 @@ from pystac import Link
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 
-from .errors import BadPage
+from ..errors import BadPage
 
 
 @dataclass(frozen=True)

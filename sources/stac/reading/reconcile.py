@@ -35,16 +35,12 @@ import pyarrow as pa  # type: ignore[import-untyped]
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from .api import StacApi
-from .checkpoints import has_unread_parts
-from .cursor_fields import DATETIME
-from .errors import StacSourceError
-from .extract import REJECTED_ITEMS_TABLE, AdmittedRow, dlt_items, page_rows
+from ..errors import StacSourceError
+from ..planning import DATETIME, WindowSettings, has_unread_parts
+from ..server import StacApi
+from ..tables import CONTENT_HASH, DELETED, REJECTED_ITEMS_TABLE, AdmittedRow, ItemTables, dlt_items, page_rows
+from ..timestamps import optional_timestamp, rfc3339
 from .reading import PackageLimits, ReadingAcrossPackages, items_reading
-from .rows import CONTENT_HASH, DELETED
-from .tables import ItemTables
-from .timestamps import optional_timestamp, rfc3339
-from .windows import WindowSettings
 
 LISTING_TABLE = "_stac_listing"
 LISTING_COLUMNS: TTableSchemaColumns = {
@@ -242,7 +238,7 @@ class Reconciler:
             rejected: list[dict[str, Any]] = []
             search = self.api.search(collections=[collection], ids=batch, limit=len(batch))
             for page in self.api.search_pages(search):
-                admitted, malformed = page_rows(page, every_item, DATETIME, collection)
+                admitted, malformed = page_rows(page.entries, page.url, DATETIME.value_of, every_item, collection)
                 found += admitted
                 rejected += malformed
             rows = {row["id"] for row, _ in found}

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 from dlt.extract.incremental.context import get_interval_context
 
-from .errors import StacSourceError
-from .timestamps import parse_timestamp
-from .windows import WindowSettings
+from ..errors import StacSourceError
+from ..planning import WindowSettings
+from ..timestamps import parse_timestamp
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -24,27 +24,6 @@ def _config_timestamp(key: str, value: str | datetime | None) -> datetime | None
         raise StacSourceError(
             f"`{key}` must be an RFC 3339 timestamp such as 2024-01-31T00:00:00Z, got {value!r}"
         ) from None
-
-
-def at_least_one(key: str, value: int) -> int:
-    """`value` if it is a whole number of 1 or more, else an error that names `key`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise StacSourceError(f"`{key}` must be a whole number of 1 or more, got {value!r}")
-    return value
-
-
-def one_of(key: str, value: str, choices: tuple[str, ...]) -> str:
-    """`value` in upper case if it is one of `choices`, else an error that names `key`."""
-    if not isinstance(value, str) or value.upper() not in choices:
-        raise StacSourceError(f"`{key}` must be one of {', '.join(choices)}, got {value!r}")
-    return value.upper()
-
-
-def positive(key: str, value: float) -> float:
-    """`value` if it is a number above 0, else an error that names `key`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise StacSourceError(f"`{key}` must be a number above 0, got {value!r}")
-    return float(value)
 
 
 def window_settings(

@@ -8,9 +8,9 @@ cut points divide that span evenly, and a window the probe finds empty is not se
 many-collection search counted to a page or less is neither probed nor cut. Probes need sorted searches
 (`Capabilities.sorts`); without them, or with `concurrency` 1, each window is one part. The probes only place the
 cuts: the parts always cover the whole window, and each item is admitted by exactly the part that holds its cursor
-value (`datetime`, else `start_datetime`; or `updated`, see `cursor_fields.py`). A range item that spans a cut is
+value (`datetime`, else `start_datetime`; or `updated`: `planning/cursor_fields.py`). A range item spanning a cut is
 found by the earlier part because STAC's `datetime` parameter matches every item whose interval overlaps the one
-asked for. The pure planning these answers feed is in `cuts.py`.
+asked for. The pure planning these answers feed is in `planning/cuts.py`.
 """
 
 from __future__ import annotations
@@ -25,23 +25,27 @@ from dlt.common import logger
 from pystac_client import ItemSearch
 from pystac_client.conformance import ConformanceClasses
 
-from .api import StacApi
-from .cursor_fields import DATETIME, UPDATED_NAME, CursorField, is_null
-from .cuts import (
+from ..errors import MalformedItem, StacSourceError
+from ..planning import (
+    DATETIME,
+    UPDATED_NAME,
     Conditions,
+    Cursor,
+    CursorField,
     CutWindow,
     PlannedWindow,
+    Window,
     any_of,
     collections_per_search,
     cut_points,
     groups_of,
+    is_null,
+    loaded_at_start,
     one_page,
     parts_of,
 )
-from .errors import MalformedItem, StacSourceError
-from .paging import Page, read_concurrently
-from .rows import item_row
-from .windows import Cursor, Window, loaded_at_start
+from ..server import Page, StacApi, read_concurrently
+from ..tables import item_row
 
 
 def items_matched(api: StacApi, conditions: Conditions, page_size: int) -> Iterator[dict[str, int | None]]:

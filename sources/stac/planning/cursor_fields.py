@@ -19,13 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .errors import MalformedItem
-from .rows import item_cursor
-from .timestamps import rfc3339
+from ..errors import MalformedItem
+from ..timestamps import rfc3339
 from .windows import Window, WindowSettings
 
 DATETIME_NAME = "datetime"
 UPDATED_NAME = "updated"
+
+
+def item_cursor(row: dict[str, Any]) -> datetime:
+    """What incremental loading orders items by: `datetime`, or `start_datetime` for range items."""
+    return row["datetime"] or row["start_datetime"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class CursorField:
     acquired_by: datetime | None = None
     """Where the acquisition time ends (included), for the late arrivals of a collection that loads by `datetime`:
     the start of its own window, which reads the items acquired from there on, but for those loaded at exactly it
-    (`late_arrivals.py` leaves out on the client the items the collection's own reads admit)."""
+    (`reading/late_arrivals.py` leaves out on the client the items the collection's own reads admit)."""
     acquired_outside: tuple[tuple[datetime | None, datetime | None], ...] = ()
     """Acquisition times (`start`, `end`, both excluded; None: open) that the late arrivals leave out on the server:
     those of the parts an interrupted run left, which read them."""

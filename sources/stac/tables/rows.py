@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 
-from .errors import MalformedItem
-from .timestamps import parse_timestamp
+from ..errors import MalformedItem
+from ..timestamps import parse_timestamp
 
 ITEM_KEYS = ("id", "collection", "geometry", "bbox", "assets", "links", "type", "stac_version", "stac_extensions")
 """The item's top-level keys, in the order of the table's first columns."""
@@ -124,11 +124,6 @@ def content_hash(document: dict[str, Any]) -> str:
     `links` left out. Not for security: it is compared with the digest of the document's last load."""
     content = {key: value for key, value in document.items() if key != "links"}
     return hashlib.md5(orjson.dumps(content), usedforsecurity=False).hexdigest()
-
-
-def item_cursor(row: dict[str, Any]) -> datetime:
-    """What incremental loading orders items by: `datetime`, or `start_datetime` for range items."""
-    return row["datetime"] or row["start_datetime"]
 
 
 def rejected_item_row(raw: Any, reason: str, page_url: str, collection: str | None) -> dict[str, Any]:

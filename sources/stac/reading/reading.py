@@ -14,32 +14,38 @@ import copy
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pystac_client import ItemSearch
 
-from .api import StacApi
-from .checkpoints import (
+from ..planning import (
+    DATETIME,
     Checkpoint,
+    Cursor,
+    CursorField,
+    CutWindow,
     Part,
+    PlannedWindow,
+    Window,
+    WindowFilter,
+    WindowSettings,
     backfill_state,
+    bundled,
+    collections_per_search,
     parts_end,
+    plan_window,
     saved_backfill,
     saved_checkpoints,
+    saved_field,
     started_at_cursor,
 )
-from .cursor_fields import DATETIME, CursorField, saved_field
-from .cuts import CutWindow, PlannedWindow, bundled, collections_per_search
-from .extract import AdmittedRow, dlt_items, page_rows
+from ..server import Page, StacApi, read_concurrently
+from ..tables import AdmittedRow, ItemTables, dlt_items, page_rows, rejected_item_row
 from .late_arrivals import LateArrivals, LateRead, late_arrivals
-from .paging import Page, read_concurrently
 from .probes import bundle_search, chosen_fields, collection_search, cut_windows, windows_with_items
-from .rows import rejected_item_row
 from .searches import NamedSearch
-from .tables import ItemTables
-from .windows import Cursor, Window, WindowFilter, WindowSettings, plan_window
 
 
 @dataclass
@@ -80,15 +86,6 @@ Shape = Callable[[list[AdmittedRow], list[dict[str, Any]]], tuple[list[Any], int
 
 NOTED_KEYS = 3
 """Keys a progress note names at most (a bundle's page holds items of up to 25 collections)."""
-
-
-@dataclass
-class PackageTally:
-    """What a load package's searches read from the API: pages, and the items on them, loaded or not (items at
-    the cursor that were loaded before, items outside the window that the server matched)."""
-
-    pages: int = 0
-    items: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,8 +137,9 @@ class Reading:
         """The keys of the last page's items (of a bundle's page, those it holds items of)."""
         self.packages = 0
         """Load packages handed out so far."""
-        self.tally = PackageTally()
-        """What the last package's searches read."""
+        self.pages_read = self.items_read = 0
+        """What this load package's searches read from the API: pages, and the items on them, loaded or not (items
+        at the cursor that were loaded before, items outside the window that the server matched)."""
         self.tables = ItemTables(table_name)
         self.shape: Shape = shape or (lambda admitted, rejected: dlt_items(admitted, rejected, self.tables))
         """The page's rows as dlt items: by default each page's new items as an Arrow table for the resource's
@@ -159,18 +157,17 @@ class Reading:
         The cursors and the sorted parts' `read_to` move here, over exactly the items yielded.
         """
         rows, size = 0, 0
-        self.tally = PackageTally()
+        self.pages_read = self.items_read = 0
         self.packages += 1
         for index, page in self._pages:
             stream = self.streams[index]
-            self.tally.pages += 1
-            self.tally.items += len(page.entries)
+            self.pages_read += 1
+            self.items_read += len(page.entries)
             admitted, rejected = [], []
             of_each = _entries_of_each(stream, page, rejected)
             self.last_keys = [read.key for read, entries in of_each if entries]
             for read, entries in of_each:
-                read_page = replace(page, entries=entries)
-                kept, malformed = page_rows(read_page, read.admits, read.cursor_field, read.collection)
+                kept, malformed = page_rows(entries, page.url, read.cursor_field.value_of, read.admits, read.collection)
                 kept = self._within_max_items(kept)
                 self.loaded_by_key[read.key] += len(kept)
                 for row, value in kept:

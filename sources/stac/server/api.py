@@ -21,9 +21,8 @@ from pystac_client.exceptions import APIError
 from pystac_client.mixins import QUERYABLES_REL
 from pystac_client.stac_api_io import StacApiIO
 
-from .auth import StacApiCredentials, authorizer_for
-from .capabilities import Capabilities
-from .errors import (
+from ..auth import StacApiCredentials, authorizer_for
+from ..errors import (
     BadPage,
     ItemSearchNeeded,
     MissingConformance,
@@ -31,9 +30,10 @@ from .errors import (
     StacApiUnreachable,
     StacSourceError,
     UnknownCollections,
+    one_of,
 )
+from .capabilities import Capabilities
 from .paging import Page, iter_pages
-from .settings import one_of
 from .stac_io import SignedStacApiIO, stac_api_io
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]

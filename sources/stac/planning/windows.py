@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .timestamps import parse_timestamp, rfc3339
+from ..timestamps import parse_timestamp, rfc3339
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Each collection (or named search) has a checkpoint in `state["cursors"][<key>]`:
      "parts": [...],                            the parts of its window still to read; absent once all are read
      "field": "updated",                        what the cursor follows, where it is not `datetime`
      "late": {"value": ..., "ids": [...],       in a collection that loads by `datetime`: the newest `updated`
-              "unfinished": true}}              loaded, from where its late arrivals are read (`late_arrivals.py`),
+              "unfinished": true}}              loaded, where its late reads start (reading/late_arrivals.py),
                                                 and whether its late read stopped at the end of a load package
 
 A part is one search over a slice of the window, `{"start", "end", "end_excluded", "read_to"}`, where
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .timestamps import optional_timestamp, rfc3339
+from ..timestamps import optional_timestamp, rfc3339
 from .windows import Cursor, Window, WindowFilter, loaded_at_start
 
 

@@ -10,10 +10,10 @@ import cql2
 from dlt.common import logger
 from pystac_client import ItemSearch
 
-from .api import StacApi
-from .errors import InvalidSearch, ItemSearchNeeded, StacSourceError
-from .timestamps import parse_timestamp
-from .windows import Window
+from ..errors import InvalidSearch, ItemSearchNeeded, StacSourceError
+from ..planning import Window
+from ..server import StacApi
+from ..timestamps import parse_timestamp
 
 
 class SearchConfig(TypedDict, total=False):

@@ -1,6 +1,6 @@
 """The pure part of planning a run's reading: windows cut into parts, small windows bundled into one search, the
-collections asked about in groups, a CQL2 condition per collection. Nothing here asks the server; `probes.py` does,
-and decides with these."""
+collections asked about in groups, a CQL2 condition per collection. Nothing here asks the server;
+`reading/probes.py` does, and decides with these."""
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ from requests.exceptions import ConnectionError as RequestsConnectionError
 from urllib3 import Retry
 from urllib3.exceptions import MaxRetryError
 
-from .auth import Authorizer, mount_bearer_adapter
-from .auth.transport import origin_of
-from .errors import LinkToAnotherOriginRefused, StacSourceError
+from ..auth import Authorizer, mount_bearer_adapter
+from ..auth.transport import origin_of
+from ..errors import LinkToAnotherOriginRefused, StacSourceError
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 PROBE_RETRY_STATUSES = (408, 429, 502, 503, 504)

@@ -1,7 +1,8 @@
 """Late arrivals in the collections that load by `datetime`: items acquired before the collection's window but
 added or edited since its last run, which say so in their `updated`.
 
-A collection loads by `datetime` where some of its items lacked `updated` at its first load (`cursor_fields.py`).
+A collection loads by `datetime` where some of its items lacked `updated` at its first load
+(`planning/cursor_fields.py`).
 Where the API filters on `updated`, the checkpoint of such a collection keeps a second cursor, `late`: the newest
 `updated` among the items it loaded, below each run's upper bound. Every later run also reads, sorted by
 `updated`, the items whose `updated` is in `[late - lag, upper bound)`, acquired by the start of the collection's
@@ -21,14 +22,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .api import StacApi
-from .checkpoints import Checkpoint, Part, parts_end, started_at_cursor
-from .cursor_fields import DATETIME, UPDATED_NAME, CursorField
-from .cuts import any_of, collections_per_search
-from .paging import read_concurrently
+from ..planning import (
+    DATETIME,
+    UPDATED_NAME,
+    Checkpoint,
+    Cursor,
+    CursorField,
+    Part,
+    Window,
+    WindowFilter,
+    WindowSettings,
+    any_of,
+    collections_per_search,
+    item_cursor,
+    loaded_at_start,
+    parts_end,
+    plan_window,
+    started_at_cursor,
+)
+from ..server import StacApi, read_concurrently
 from .probes import api_filters_on_updated, items_meeting
-from .rows import item_cursor
-from .windows import Cursor, Window, WindowFilter, WindowSettings, loaded_at_start, plan_window
 
 
 @dataclass(frozen=True)
