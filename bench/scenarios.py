@@ -9,7 +9,7 @@ loaded by ours alone (the main job, selecting the shape's collections by their i
 again at the end. The items are copies of the sample's naip items, with new ids and datetimes, and no `updated`.
 Meanwhile pgstac lists `updated` among its queryables, as a catalog whose items may carry it does: the shapes'
 collections load by `datetime`, and each run after the first also asks about their late arrivals
-(`sources/stac/late_arrivals.py`).
+(`sources/stac/reading/late_arrivals.py`).
 """
 
 from __future__ import annotations

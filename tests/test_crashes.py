@@ -259,7 +259,7 @@ def test_a_kill_while_reading_late_arrivals_then_one_rerun_loads_every_item_once
     pgstac_server: PgstacServer, sample_catalog: CatalogFolder, tmp_path: Path
 ) -> None:
     """900 items acquired in 2010 arrive, with `updated`, in a collection that loads by `datetime`: the run after
-    reads them in two packages (`late_arrivals.py`), and is killed while it does."""
+    reads them in two packages (`reading/late_arrivals.py`), and is killed while it does."""
     collection_id = f"naip-late-{uuid.uuid4().hex[:8]}"
     naip = list(sample_catalog.files_of("naip").items())
     first = naip[:100]  # no item carries `updated`

@@ -1,5 +1,6 @@
-"""The pure part of planning a run's reading (`cuts.py`, `checkpoints.py`), without a server: windows cut and
-bundled, collections asked about in groups, and a checkpoint written to a resource's state and read back."""
+"""The pure part of planning a run's reading (`planning/cuts.py`, `planning/checkpoints.py`), without a server:
+windows cut and bundled, collections asked about in groups, and a checkpoint written to a resource's state and
+read back."""
 
 from __future__ import annotations
 

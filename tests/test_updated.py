@@ -285,7 +285,7 @@ def test_a_run_with_nothing_new_reads_one_page_where_all_items_share_one_datetim
     assert "field" not in items_state(duckdb_pipeline)["joplin"]
     # after the probes of the API's sort and filters, by `updated`, one probe finds the one item at the cursor, one
     # page; by `datetime`, two probes find the 30 items at the cursor's datetime (one span, no cut), one page, which
-    # leaves out the 30 loaded at it, and one page of its late arrivals (`late_arrivals.py`), empty
+    # leaves out the 30 loaded at it, and one page of its late arrivals (`reading/late_arrivals.py`), empty
     probes = SORT_PROBE + FILTER_PROBE
     assert searches == {collection_id: probes + 1 + 1, "joplin": probes + 2 + 1 + 1}
 
