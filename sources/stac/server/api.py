@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urljoin
@@ -86,10 +87,16 @@ class StacApi:
         self.search_url = self._href(client.get_search_link(), "search")
         self.collections_url = self._href(client.get_single_link("data"), "collections")
         self.queryables_url = self._href(client.get_single_link(QUERYABLES_REL), "queryables")
-        self.collections = self._read_collections()
-        """Every collection the API shows."""
-        self.capabilities = self._probed_capabilities(_method_offered(client, search_method))
-        """What the API can do, probed once, here."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stac-collections") as pool:
+            listing = pool.submit(self._read_collections)  # its pages and the probes cost the server alike
+            try:
+                self.capabilities = self._probed_capabilities(_method_offered(client, search_method))
+                """What the API can do, probed once, here."""
+            except Exception:
+                listing.result()  # an error of the listing first, as when the collections were read first
+                raise
+            self.collections = listing.result()
+            """Every collection the API shows."""
 
     def _href(self, link: Link | None, conventional_path: str) -> str:
         """Where a link of the landing page leads; the conventional path if there is no such link."""
