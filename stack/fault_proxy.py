@@ -39,6 +39,9 @@ class Faults:
     retry_after: str | None = "0"
     faults_at_most: int | None = None
     """No faults after this many (None: no limit)."""
+    counted_paths: str | None = None
+    """Only requests whose path starts with this count (None: all), so that requests sent at once to other
+    endpoints cannot change which request gets a fault."""
     repeat_next_on: str | None = None
     """On this path, rewrite each page's `next` link into the request that produced the page."""
     post_refused_on: str | None = None
@@ -70,6 +73,8 @@ class Faults:
         """The fault this request gets, if any."""
         with self.lock:
             self.requests.append((method, path))
+            if self.counted_paths is not None and not path.startswith(self.counted_paths):
+                return None
             self.requests_seen += 1
             if self.every <= 0 or self.requests_seen <= 0 or self.requests_seen % self.every:
                 return None

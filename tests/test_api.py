@@ -53,13 +53,30 @@ def test_collections_and_search_come_from_the_landing_page_links(api_under_a_pre
     assert [collection["id"] for collection in api.collections] == ["c"]
     opening = [path for _, path, _ in api_under_a_prefix.received]
     assert opening[0] == "/"
-    assert sorted(opening[1:]) == ["/catalog/collections?limit=250", *["/catalog/search"] * 3, "/queryables"], (
-        "opened: the landing page, then the collections beside the probes of Sort and Filter and the queryables, once"
+    assert sorted(opening[1:]) == ["/catalog/collections?limit=250", "/catalog/search", "/queryables"], (
+        "opened: the landing page, then the collections beside the probe of Sort and the queryables, once: an API "
+        "whose sorted search finds no item needs no probe of its filters"
     )
     assert api.search_url == f"{api_under_a_prefix.url}/catalog/search"
     assert (api.capabilities.sort_prefix, api.capabilities.filters_hold) == ("properties.", True)
     assert api.search(collections=["c"]).url == api.search_url
     assert len(api_under_a_prefix.received) == len(opening), "what it can do is known: nothing more is asked"
+
+
+def test_the_probe_of_filters_asks_about_the_collection_of_an_item_the_api_serves(
+    api_under_a_prefix: RecordingApi,
+) -> None:
+    item = {"type": "Feature", "id": "i", "collection": "c", "geometry": None, "properties": {}, "links": []}
+    api_under_a_prefix.documents["/catalog/search"]["features"] = [item]
+
+    api = opened(api_under_a_prefix)
+
+    assert api.capabilities.filters_hold
+    probes = [(probe.get("collections"), "filter" in probe) for probe in api_under_a_prefix.posted]
+    assert probes == [(None, False), (["c"], True)], (
+        "the probe of Sort, then the probe of filters in the collection of the item it found: over the whole "
+        "catalog, a filter cost pgstac 45 s where its statistics were new"
+    )
 
 
 def test_classes_declared_at_1_1_pass_pystac_clients_checks_and_a_missing_one_is_warned(
