@@ -53,7 +53,7 @@ def test_collections_and_search_come_from_the_landing_page_links(api_under_a_pre
     assert [collection["id"] for collection in api.collections] == ["c"]
     opening = [path for _, path, _ in api_under_a_prefix.received]
     assert opening[0] == "/"
-    assert sorted(opening[1:]) == ["/catalog/collections?limit=1000", "/catalog/search", "/queryables"], (
+    assert sorted(opening[1:]) == ["/catalog/collections?limit=250", "/catalog/search", "/queryables"], (
         "opened: the landing page, then the collections beside the probe of Sort and the queryables, once: an API "
         "whose sorted search finds no item needs no probe of its filters"
     )

@@ -64,12 +64,6 @@ def declares(conforms_to: list[str], conformance: ConformanceClasses) -> bool:
     return any(pattern.match(uri) for uri in conforms_to)
 
 
-COLLECTIONS_PER_PAGE_AT_LEAST = 1000
-"""Collections asked for a page of /collections at least: collections are few and small next to items, and every
-page costs a round at the server (pgstac: 0.23 s for 250 collections, 0.6 s for 1,013; a server pages by its own
-maximum where it has a lower one)."""
-
-
 class MethodRefused(Exception):
     """A probe sent by POST was answered 405: the API searches by GET."""
 
@@ -138,11 +132,9 @@ class StacApi:
         return list(self.declared)
 
     def _read_collections(self) -> list[dict[str, Any]]:
-        """Every collection the API shows (all pages of /collections, `page_size` a page and at least
-        `COLLECTIONS_PER_PAGE_AT_LEAST`: servers default to 10, which makes a catalog of 1,000 collections cost 100
-        requests)."""
-        limit = max(self.page_size, COLLECTIONS_PER_PAGE_AT_LEAST)
-        pages = iter_pages(self.stac_io, self.collections_url, "collections", parameters={"limit": limit})
+        """Every collection the API shows (all pages of /collections, `page_size` a page: servers default to 10,
+        which makes a catalog of 1,000 collections cost 100 requests)."""
+        pages = iter_pages(self.stac_io, self.collections_url, "collections", parameters={"limit": self.page_size})
         return [collection for page in pages for collection in page.entries]
 
     def select_collections(self, ids: list[str] | None, prefix: str | None) -> list[str]:
