@@ -419,7 +419,7 @@ def test_an_item_of_a_collection_a_bundle_did_not_ask_for_is_rejected(duckdb_pip
     finally:
         api.stop()
 
-    searches = [body for body in api.posted if body.get("limit") != 1]  # `limit=1`: a probe of what the API can do
+    searches = [body for body in api.posted if body.get("limit") != 1]  # `limit=1`: a probe (the run's page is 250)
     assert {tuple(body["collections"]) for body in searches} == {("a", "b")}, "a and b are read in one bundle"
 
     assert query(duckdb_pipeline, "SELECT collection, id FROM {items} ORDER BY id") == [("a", "a-1"), ("b", "b-1")]

@@ -29,7 +29,7 @@ def test_properties_are_kept_as_served_and_timestamps_parsed() -> None:
 
     assert row["datetime"] == datetime(2024, 5, 1, 8, 0, 0, 123456, tzinfo=timezone.utc)
     assert row["datetime"].utcoffset() == timedelta(hours=2)
-    assert row[PROPERTIES] == ITEM["properties"], "each gets its column in tables.py"
+    assert row[PROPERTIES] == ITEM["properties"], "each gets its column in tables/item_tables.py"
     assert row["created"] is None
     assert row["geometry"] == ITEM["geometry"] and row["assets"] == ITEM["assets"]
     assert item_cursor(row) == row["datetime"]

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import dlt
 from dlt.sources import DltResource
 
 from .auth import StacApiCredentials
-from .errors import StacSourceError, at_least_one, positive
+from .errors import StacSourceError
 from .reading import (
     LISTING_COLUMNS,
     LISTING_TABLE,
@@ -31,6 +32,7 @@ from .reading import (
     Selection,
     checked_search,
     items_reading,
+    package_limits,
     search_reading,
     window_settings,
 )
@@ -112,17 +114,14 @@ def stac(
         credentials: How to sign in, from `[sources.stac.credentials]` in `.dlt/secrets.toml`; with none
             configured, the refresh token that `login` cached for this API, else anonymous.
     """
-    page_size, concurrency = at_least_one("page_size", page_size), at_least_one("concurrency", concurrency)
-    package = PackageLimits(
-        at_least_one("package_size", package_size), positive("package_megabytes", package_megabytes)
-    )
+    package = package_limits(package_size, package_megabytes)
     quiet_json_text_hints()
     api = open_api(url, credentials, page_size, concurrency, search_method, max_retries, backoff_factor, timeout)
     settings = window_settings(since, until, lag, allow_external_schedulers)
     selected = api.select_collections(collections, collection_prefix)
-    named = [
-        (search, ReadingAcrossPackages(lambda state, search=search: search_reading(api, search, state, settings)))
-        for search in (checked_search(api, name, config, page_size) for name, config in (searches or {}).items())
+    named = [checked_search(api, name, config, page_size) for name, config in (searches or {}).items()]
+    search_readings = [
+        ReadingAcrossPackages(partial(search_reading, api, search, settings=settings)) for search in named
     ]
     item_reading = ReadingAcrossPackages(
         lambda state: items_reading(api, selected, state, settings, page_size, concurrency)
@@ -132,7 +131,10 @@ def stac(
     return [
         collections_resource(api, selected, reload_all=reconcile),
         with_rejected_items_table(items(item_reading, package)),
-        *(with_rejected_items_table(search_resource(search, reading, package)) for search, reading in named),
+        *(
+            with_rejected_items_table(search_resource(search, reading, package))
+            for search, reading in zip(named, search_readings, strict=True)
+        ),
         *([reconcile_resource(reconciler, package)] if reconciler else []),
         queryables(api),
         conformance(api),

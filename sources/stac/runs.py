@@ -15,6 +15,9 @@ Each package of the source commits in the destination with the state that says h
    the first package: each merge looks up the package's keys in the table, which without one means reading
    the whole table once per package.
 
+A resource's side of a package is here too (`resource_package`, `reconcile_package`): its reading's next package,
+its progress and extract metrics, and, under a plain `pipeline.run`, the warning that items are left to read.
+
 Crash safety also needs the merges to be idempotent when dlt replays a load job that the destination had
 committed before the kill: the source's tables merge with dlt's deduplication of the staged rows, and on
 Postgres the `_dlt_id` columns must not be UNIQUE (`[destination.postgres] create_indexes = false`), else the

@@ -6,9 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 from dlt.extract.incremental.context import get_interval_context
 
+from ..arguments import at_least_one, positive
 from ..errors import StacSourceError
 from ..planning import WindowSettings
 from ..timestamps import parse_timestamp
+from .reading import PackageLimits
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -39,3 +41,8 @@ def window_settings(
         upper_bound=datetime.now(timezone.utc).replace(microsecond=0),
         scheduler_interval=(_as_utc(interval[0]), _as_utc(interval[1])) if interval else None,
     )
+
+
+def package_limits(package_size: int, package_megabytes: float) -> PackageLimits:
+    """When a resource's load package is full, checked."""
+    return PackageLimits(at_least_one("package_size", package_size), positive("package_megabytes", package_megabytes))

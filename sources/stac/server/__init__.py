@@ -2,13 +2,11 @@
 (`capabilities.py`), HTTP with retries and signing (`stac_io.py`), and item pages (`paging.py`)."""
 
 from .api import StacApi, open_api
-from .capabilities import Capabilities
 from .paging import Page, iter_pages, read_concurrently
 from .stac_io import RETRY_STATUSES, stac_api_io
 
 __all__ = [
     "RETRY_STATUSES",
-    "Capabilities",
     "Page",
     "StacApi",
     "iter_pages",

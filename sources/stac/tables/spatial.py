@@ -63,7 +63,7 @@ def enable_postgis(pipeline: dlt.Pipeline) -> None:
 def create_geometry_indexes(pipeline: dlt.Pipeline) -> list[str]:
     """Creates, where missing, a GIST index on the `geometry` of each item table in the pipeline's Postgres
     dataset where that is a PostGIS geometry (a table loaded before PostGIS keeps JSON until a `--full-refresh`);
-    returns the names of those it created. (`runs.py` indexes `(collection, id)`, by which dlt's merge finds the
+    returns the names of those it created. (`dlt_stac.runs` indexes `(collection, id)`, by which dlt's merge finds the
     rows it replaces.)"""
     created = []
     with pipeline.sql_client() as client:
