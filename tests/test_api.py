@@ -12,6 +12,7 @@ from pystac_client.conformance import ConformanceClasses
 from pystac_client.warnings import DoesNotConformTo
 
 from dlt_stac.auth.authorizers import Anonymous
+from dlt_stac.errors import BadPage
 from dlt_stac.reading.probes import api_filters_on_updated
 from dlt_stac.server.api import StacApi
 from dlt_stac.server.stac_io import stac_api_io
@@ -61,6 +62,17 @@ def test_collections_and_search_come_from_the_landing_page_links(api_under_a_pre
     assert (api.capabilities.sort_prefix, api.capabilities.filters_hold) == ("properties.", True)
     assert api.search(collections=["c"]).url == api.search_url
     assert len(api_under_a_prefix.received) == len(opening), "what it can do is known: nothing more is asked"
+
+
+def test_an_error_of_the_collections_is_raised_before_one_of_the_probes_sent_meanwhile(
+    api_under_a_prefix: RecordingApi,
+) -> None:
+    down = (500, {"code": "InternalError", "description": "the database is down"})
+    api_under_a_prefix.documents["/catalog/collections"] = down
+    api_under_a_prefix.documents["/catalog/search"] = down
+
+    with pytest.raises(BadPage, match=r"at .*/catalog/collections.*: the server answered 500"):
+        opened(api_under_a_prefix)
 
 
 def test_the_probe_of_filters_asks_about_the_collection_of_an_item_the_api_serves(

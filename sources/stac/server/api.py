@@ -7,10 +7,11 @@ own page loop (`paging.py`). It knows nothing about tables.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 from dlt.common import logger
@@ -36,6 +37,8 @@ from ..errors import (
 from .capabilities import Capabilities
 from .paging import Page, iter_pages
 from .stac_io import SignedStacApiIO, stac_api_io
+
+T = TypeVar("T")
 
 ASCENDING_BY_DATETIME_THEN_ID = ["+properties.datetime", "+id"]
 PROPERTY_PREFIX = "properties."
@@ -87,14 +90,13 @@ class StacApi:
         self.search_url = self._href(client.get_search_link(), "search")
         self.collections_url = self._href(client.get_single_link("data"), "collections")
         self.queryables_url = self._href(client.get_single_link(QUERYABLES_REL), "queryables")
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stac-collections") as pool:
-            listing = pool.submit(self._read_collections)  # its pages and the probes cost the server alike
-            try:  # what the API can do, probed once, here
-                self.capabilities = self._probed_capabilities(_method_offered(client, search_method))
-            except Exception:
-                listing.result()  # an error of the listing first, as when the collections were read first
-                raise
-            self.collections = listing.result()  # every collection the API shows
+        listing = _read_aside(self._read_collections)  # its pages and the probes cost the server alike
+        try:  # what the API can do, probed once, here
+            self.capabilities = self._probed_capabilities(_method_offered(client, search_method))
+        except Exception:
+            listing.result()  # an error of the listing first, as when the collections were read first
+            raise
+        self.collections = listing.result()  # every collection the API shows
 
     def _href(self, link: Link | None, conventional_path: str) -> str:
         """Where a link of the landing page leads; the conventional path if there is no such link."""
@@ -337,6 +339,21 @@ def _method_offered(client: Client, method: str) -> str:
 def _arguments_of(parameters: dict[str, Any]) -> dict[str, Any]:
     """`ItemSearch`'s arguments for the parameters of a POST search: its `filter-lang` left to pystac-client."""
     return {key: value for key, value in parameters.items() if key != "filter-lang"}
+
+
+def _read_aside(read: Callable[[], T]) -> Future[T]:
+    """What `read` returns (or raises), read in a thread of its own while the caller goes on; a daemon, as the
+    reading threads of `paging.py` are, so that Ctrl-C or an error of the caller does not wait for its requests."""
+    result: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            result.set_result(read())
+        except BaseException as error:
+            result.set_exception(error)
+
+    threading.Thread(target=run, name="stac-collections", daemon=True).start()
+    return result
 
 
 def _scope_of(sample: Page | None) -> dict[str, Any]:
