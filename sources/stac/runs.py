@@ -54,7 +54,6 @@ __all__ = [
     "reconcile_package",
     "resource_package",
     "run_in_packages",
-    "running_in_packages",
 ]
 
 _in_packages: ContextVar[bool] = ContextVar("stac_run_in_packages", default=False)
@@ -62,7 +61,7 @@ _in_packages: ContextVar[bool] = ContextVar("stac_run_in_packages", default=Fals
 read says nothing of it."""
 
 
-def running_in_packages() -> bool:
+def _running_in_packages() -> bool:
     return _in_packages.get()
 
 
@@ -95,7 +94,7 @@ def resource_package(
     metrics.update(pages_read=package.pages_read, items_read=package.items_read)
     if report_cursor_fields:
         metrics["cursor_fields"] = cursor_field_names(state)
-    if not package.finished and not running_in_packages():
+    if not package.finished and not _running_in_packages():
         logger.warning(_left_to_read(package.tables.table_name, package))
 
 
@@ -120,7 +119,7 @@ def reconcile_package(reconciler: Reconciler, limits: PackageLimits) -> Iterator
     yield from reconciler.next_package(state, limits)
     removed = dict.fromkeys(state["collections_removed"], True)  # dlt's extract metrics keep no lists
     dlt.current.resource_metrics().update(reconciled=dict(state["counts"]), collections_removed=removed)
-    if is_reconciling(state) and not running_in_packages():
+    if is_reconciling(state) and not _running_in_packages():
         logger.warning(
             "stac: the reconcile has more to do than this load package holds: pipeline.run(source) loads one "
             "package per resource. Finish it with run_in_packages(pipeline, source) (from dlt_stac import "
