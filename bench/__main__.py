@@ -79,7 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--rss-baseline",
         type=float,
         default=float(env("BENCH_RSS_BASELINE", "0")) or None,
-        help="peak RSS MB of d in a 10k run, to check the growth target",
+        help="peak RSS MB of d in a 10k run (a 100k run for 1M items), to check the growth target",
     )
     return parser.parse_args(argv)
 
