@@ -205,11 +205,13 @@ def rss_growth(runs: Runs, baseline_mb: float | None, items: int) -> str:
     if "d-duckdb" not in runs[0]:
         return "(not checked) peak RSS growth: d-duckdb did not run"
     d_rss = max(run["d-duckdb"].peak_rss_mb for run in runs)
-    limit, against = (1.1, "100k") if items >= 1_000_000 else (1.3, "10k")
+    size, items_at_size, against, limit = (
+        ("1M", 1_000_000, "100k", 1.1) if items >= 1_000_000 else ("100k", 100_000, "10k", 1.3)
+    )
     if baseline_mb is None:
         return (
-            f"(not checked) peak RSS of d at {items:,} / at {against} <= {limit}: pass the {against} run's d peak "
-            "RSS, e.g. `make bench ITEMS=100000 RUNS=1 BENCH_RSS_BASELINE=<MB>`"
+            f"(not checked) peak RSS of d at {size} / at {against} <= {limit}: pass the {against} run's d peak "
+            f"RSS, e.g. `make bench ITEMS={items_at_size} RUNS=1 BENCH_RSS_BASELINE=<MB>`"
         )
     ratio = d_rss / baseline_mb
     verdict = "PASS" if ratio <= limit else "FAIL"

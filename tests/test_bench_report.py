@@ -29,4 +29,8 @@ def test_a_million_items_are_held_to_a_tenth_more_than_100k_and_100k_to_three_te
 def test_without_a_baseline_the_report_says_which_run_to_take_it_from() -> None:
     said = rss_growth(runs_of_d(700), None, 1_000_000)
 
-    assert said.startswith("(not checked) peak RSS of d at 1,000,000 / at 100k <= 1.1: pass the 100k run's d peak RSS")
+    assert said == (
+        "(not checked) peak RSS of d at 1M / at 100k <= 1.1: pass the 100k run's d peak RSS, "
+        "e.g. `make bench ITEMS=1000000 RUNS=1 BENCH_RSS_BASELINE=<MB>`"
+    )
+    assert rss_growth(runs_of_d(700), None, 10_000).startswith("(not checked) peak RSS of d at 100k / at 10k <= 1.3")
