@@ -60,6 +60,7 @@ from dlt_stac.tables.spatial import (
 )
 
 from duckdb_lock import held_file_of, lock_settings, wait_for_the_duckdb_file
+from duckdb_merge import duckdb_keys_only_dedup
 from list_collections import list_collections
 from process_memory import MemorySettings, keep_less_freed_memory, memory_settings
 from progress import PROGRESS_CHOICES, RunProgress, run_progress
@@ -141,7 +142,8 @@ def print_error(error: BaseException) -> None:
 
 
 def with_job_settings(pipeline: dlt.Pipeline, settings: MemorySettings) -> dlt.Pipeline:
-    """The pipeline; into DuckDB, with the job's `[main_job.duckdb]` settings added to those of the user's.
+    """The pipeline; into DuckDB, with the job's `[main_job.duckdb]` settings added to those of the user's, and a
+    merge that deduplicates a package by its keys alone (`duckdb_merge.py`).
 
     dlt resolves DuckDB's credentials as it would for the run (the file from `[destination.duckdb] credentials` in
     secrets.toml, `DESTINATION__DUCKDB__CREDENTIALS` or a `duckdb:///` URL, else `<pipeline_name>.duckdb`; the
@@ -154,7 +156,7 @@ def with_job_settings(pipeline: dlt.Pipeline, settings: MemorySettings) -> dlt.P
     credentials.global_config = {**settings.duckdb, **(credentials.global_config or {})}
     return dlt.pipeline(
         pipeline_name=pipeline.pipeline_name,
-        destination=dlt.destinations.duckdb(credentials=credentials),
+        destination=duckdb_keys_only_dedup(credentials=credentials),
         dataset_name=pipeline.dataset_name,
         progress=pipeline.collector,
     )
