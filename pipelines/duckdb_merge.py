@@ -12,10 +12,10 @@ dlt's state, `pipeline.dataset()` and the dashboard see the same destination as 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from dlt.common.destination.client import FollowupJobRequest
 from dlt.common.destination.reference import DestinationReference
+from dlt.common.destination.typing import PreparedTableSchema
 from dlt.common.schema.typing import TSortOrder
 from dlt.destinations import duckdb
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
@@ -51,7 +51,7 @@ class KeysOnlyDedupMerge(SqlMergeFollowupJob):
 
 
 class KeysOnlyDedupClient(DuckDbClient):
-    def _create_merge_followup_jobs(self, table_chain: Sequence[Any]) -> list[FollowupJobRequest]:
+    def _create_merge_followup_jobs(self, table_chain: Sequence[PreparedTableSchema]) -> list[FollowupJobRequest]:
         return [KeysOnlyDedupMerge.from_table_chain(table_chain, self.sql_client)]
 
 
